@@ -1,0 +1,296 @@
+"""Admin commands: orgs, users, regions, grants, access keys, revocation."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from acauth.cli.output import console, emit, emit_one, with_admin
+from acauth.models import RegionUrl
+from acauth.service.admin import AdminService
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+org_app = typer.Typer(
+    help="Organisations (the orgId a third party logs users in with).", no_args_is_help=True
+)
+user_app = typer.Typer(help="Users.", no_args_is_help=True)
+region_app = typer.Typer(help="Regions (compute centres).", no_args_is_help=True)
+grant_app = typer.Typer(help="Grants of users to regions.", no_args_is_help=True)
+key_app = typer.Typer(help="Access keys (AK/SK).", no_args_is_help=True)
+token_app = typer.Typer(help="Tokens.", no_args_is_help=True)
+
+
+# -- org -------------------------------------------------------------------------
+
+
+@org_app.command("add")
+def org_add(org_id: str, name: Annotated[str, typer.Option(help="Display name.")] = "") -> None:
+    """Add an organisation."""
+    with_admin(lambda a: a.add_org(org_id, name))
+    console.print(f"org {org_id} added")
+
+
+@org_app.command("list")
+def org_list(as_json: JsonOpt = False) -> None:
+    """List organisations."""
+    orgs = with_admin(lambda a: a.store.list_orgs())
+    emit([{"orgId": o.org_id, "name": o.name, "enabled": o.enabled} for o in orgs], as_json=as_json)
+
+
+@org_app.command("disable")
+def org_disable(org_id: str) -> None:
+    """Disable an organisation: its logins stop, its tokens stop verifying."""
+    with_admin(lambda a: a.set_org_enabled(org_id, False))
+    console.print(f"org {org_id} disabled")
+
+
+@org_app.command("enable")
+def org_enable(org_id: str) -> None:
+    """Enable an organisation again."""
+    with_admin(lambda a: a.set_org_enabled(org_id, True))
+    console.print(f"org {org_id} enabled")
+
+
+# -- user ------------------------------------------------------------------------
+
+PasswordOpt = Annotated[
+    str,
+    typer.Option(
+        prompt=True,
+        hide_input=True,
+        envvar="ACAUTH_USER_PASSWORD",
+        help="Prompted without echo if not given.",
+    ),
+]
+
+
+@user_app.command("add")
+def user_add(
+    name: str,
+    password: PasswordOpt,
+    user_id: Annotated[int | None, typer.Option(help="Numeric user id (default: next).")] = None,
+    status: Annotated[str, typer.Option(help="Normal, Trial, Owe or Disable.")] = "Normal",
+    role: str = "1",
+    full_name: str = "",
+    email: str = "",
+    telephone: str = "",
+) -> None:
+    """Add a user."""
+    user = with_admin(
+        lambda a: a.add_user(
+            name,
+            password,
+            user_id=user_id,
+            status=status,
+            role=role,
+            full_name=full_name,
+            email=email,
+            telephone=telephone,
+        )
+    )
+    console.print(f"user {user.name} added with id {user.user_id}")
+
+
+@user_app.command("list")
+def user_list(as_json: JsonOpt = False) -> None:
+    """List users."""
+    users = with_admin(lambda a: a.store.list_users())
+    emit(
+        [
+            {
+                "userId": u.user_id,
+                "name": u.name,
+                "status": u.account_status,
+                "role": u.role,
+                "fullName": u.full_name,
+            }
+            for u in users
+        ],
+        as_json=as_json,
+    )
+
+
+@user_app.command("show")
+def user_show(name: str, as_json: JsonOpt = False) -> None:
+    """Show a user with grants and access keys."""
+    view = with_admin(lambda a: a.show_user(name))
+    u = view.user
+    emit_one(
+        {
+            "userId": u.user_id,
+            "name": u.name,
+            "status": u.account_status,
+            "role": u.role,
+            "fullName": u.full_name,
+            "email": u.email,
+            "telephone": u.telephone,
+            "grants": [
+                {
+                    "clusterId": g.cluster_id,
+                    "region": n,
+                    "computeUser": g.compute_user,
+                    "homePath": g.home_path,
+                }
+                for g, n in view.grants
+            ],
+            "accessKeys": [k.access_key for k in view.keys],
+        },
+        as_json=as_json,
+    )
+
+
+@user_app.command("disable")
+def user_disable(name: str) -> None:
+    """Disable a user: their tokens stop verifying at once."""
+    with_admin(lambda a: a.set_status(name, "Disable"))
+    console.print(f"user {name} disabled")
+
+
+@user_app.command("enable")
+def user_enable(name: str, status: str = "Normal") -> None:
+    """Enable a user (status Normal unless given)."""
+    with_admin(lambda a: a.set_status(name, status))
+    console.print(f"user {name} enabled ({status})")
+
+
+@user_app.command("set-status")
+def user_set_status(name: str, status: str) -> None:
+    """Set the account status: Normal, Trial, Owe or Disable."""
+    with_admin(lambda a: a.set_status(name, status))
+    console.print(f"user {name} status {status}")
+
+
+@user_app.command("passwd")
+def user_passwd(name: str, password: PasswordOpt) -> None:
+    """Set a user's password (and clear any lockout)."""
+    with_admin(lambda a: a.set_password(name, password))
+    console.print(f"password of {name} changed")
+
+
+@user_app.command("delete")
+def user_delete(name: str) -> None:
+    """Delete a user and revoke their tokens."""
+    with_admin(lambda a: a.delete_user(name))
+    console.print(f"user {name} deleted")
+
+
+# -- region ----------------------------------------------------------------------
+
+
+@region_app.command("add")
+def region_add(cluster_id: int, name: str, description: str = "") -> None:
+    """Add a region."""
+    with_admin(lambda a: a.add_region(cluster_id, name, description))
+    console.print(f"region {cluster_id} added")
+
+
+@region_app.command("list")
+def region_list(as_json: JsonOpt = False) -> None:
+    """List regions with their URLs."""
+    regions = with_admin(lambda a: a.store.list_regions())
+    emit(
+        [
+            {
+                "clusterId": r.cluster_id,
+                "name": r.name,
+                "description": r.description,
+                "urls": [f"{u.kind}:{u.url}{'' if u.enabled else ' (disabled)'}" for u in r.urls],
+            }
+            for r in regions
+        ],
+        as_json=as_json,
+    )
+
+
+@region_app.command("set-url")
+def region_set_url(
+    cluster_id: int,
+    kind: Annotated[str, typer.Argument(help="hpc, efile, ai, eshell or ingress")],
+    urls: Annotated[list[str], typer.Argument(help="The URLs (replace the current list).")],
+    disabled: Annotated[bool, typer.Option(help="Mark them enable=false.")] = False,
+    version: str = "v2",
+) -> None:
+    """Replace the URL list of one service kind of a region."""
+    rows = [RegionUrl(kind, u, not disabled, version) for u in urls]
+    with_admin(lambda a: a.set_urls(cluster_id, kind, rows))
+    console.print(f"region {cluster_id}: {len(rows)} {kind} url(s)")
+
+
+# -- grant -----------------------------------------------------------------------
+
+
+@grant_app.command("add")
+def grant_add(user: str, region: int, compute_user: str = "", home_path: str = "") -> None:
+    """Grant USER the region REGION (cluster id)."""
+    g = with_admin(lambda a: a.grant(user, region, compute_user or None, home_path or None))
+    console.print(f"{user} granted {region} as {g.compute_user} ({g.home_path})")
+
+
+@grant_app.command("remove")
+def grant_remove(user: str, region: int) -> None:
+    """Remove USER's grant to REGION."""
+    with_admin(lambda a: a.revoke_grant(user, region))
+    console.print(f"{user} no longer granted {region}")
+
+
+# -- key -------------------------------------------------------------------------
+
+
+@key_app.command("create")
+def key_create(
+    user: str,
+    org: Annotated[str, typer.Option(help="orgId for the invoker claim.")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Create an access key for USER; the secret key is shown this once."""
+    ak, sk = with_admin(lambda a: a.create_key(user, org))
+    emit_one({"accessKey": ak, "secretKey": sk}, as_json=as_json)
+    if not as_json:
+        console.print("Store the secret key now: it cannot be shown again.")
+
+
+@key_app.command("list")
+def key_list(
+    user: Annotated[str | None, typer.Argument()] = None, as_json: JsonOpt = False
+) -> None:
+    """List access keys (never their secrets)."""
+
+    async def go(a: AdminService) -> list[dict[str, object]]:
+        uid = (await a.show_user(user)).user.user_id if user else None
+        return [
+            {
+                "accessKey": k.access_key,
+                "userId": k.user_id,
+                "orgId": k.org_id,
+                "createdMs": k.created_ms,
+            }
+            for k in await a.store.list_access_keys(uid)
+        ]
+
+    emit(with_admin(go), as_json=as_json)
+
+
+@key_app.command("delete")
+def key_delete(access_key: str) -> None:
+    """Delete an access key."""
+    with_admin(lambda a: a.delete_key(access_key))
+    console.print(f"access key {access_key} deleted")
+
+
+# -- token -----------------------------------------------------------------------
+
+
+@token_app.command("revoke")
+def token_revoke(token: Annotated[str, typer.Argument(help="The token, or its jti.")]) -> None:
+    """Revoke one token."""
+    changed = with_admin(lambda a: a.revoke_token(token))
+    console.print("token revoked" if changed else "token was already revoked or is unknown")
+
+
+@token_app.command("revoke-user")
+def token_revoke_user(user: str) -> None:
+    """Revoke every live token of USER."""
+    count = with_admin(lambda a: a.revoke_user(user))
+    console.print(f"{count} token(s) of {user} revoked")

@@ -1,0 +1,184 @@
+"""The one error tree of acauth, shared by the server and the SDK.
+
+Every error carries its AC wire code (``code``), a short stable English
+message (``msg``) and the HTTP status used when the server runs with strict
+statuses::
+
+    AuthError
+    ├── InternalError               10001
+    │   └── StorageUnavailable      10001 (503)
+    ├── MissingParameter            10003
+    ├── InvalidParameter            10004
+    │   ├── MalformedToken
+    │   ├── BadTimestamp
+    │   ├── HeaderTooLarge
+    │   ├── NotFound                (404)
+    │   └── MethodNotAllowed        (405)
+    ├── PermissionDenied            10008  ("renew or log in again")
+    │   ├── TokenExpired
+    │   ├── RenewalWindowPassed
+    │   ├── TokenRevoked
+    │   ├── BadSignature
+    │   ├── AccountDisabledToken
+    │   └── TokenReused
+    └── VerificationFailed          10009
+        ├── BadCredentials
+        ├── AccountDisabled
+        ├── AccountLocked           (429)
+        ├── SignatureReplayed
+        └── WrongTokenKind
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class AuthError(Exception):
+    """Root of every acauth error; ``code`` is the AC code as sent on the wire."""
+
+    code: ClassVar[str] = "10001"
+    default_msg: ClassVar[str] = "internal error"
+    http_status: ClassVar[int] = 500
+
+    def __init__(self, msg: str | None = None) -> None:
+        self.msg = msg if msg is not None else self.default_msg
+        super().__init__(self.msg)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self.code!r}, msg={self.msg!r})"
+
+
+class InternalError(AuthError):
+    code = "10001"
+    default_msg = "internal error"
+    http_status = 500
+
+
+class StorageUnavailable(InternalError):
+    default_msg = "storage unavailable"
+    http_status = 503
+
+
+class MissingParameter(AuthError):
+    code = "10003"
+    default_msg = "missing parameter"
+    http_status = 400
+
+
+class InvalidParameter(AuthError):
+    code = "10004"
+    default_msg = "invalid parameter"
+    http_status = 400
+
+
+class MalformedToken(InvalidParameter):
+    default_msg = "malformed token"
+
+
+class BadTimestamp(InvalidParameter):
+    default_msg = "timestamp out of range"
+
+
+class HeaderTooLarge(InvalidParameter):
+    default_msg = "header too large"
+
+
+class NotFound(InvalidParameter):
+    default_msg = "not found"
+    http_status = 404
+
+
+class MethodNotAllowed(InvalidParameter):
+    default_msg = "method not allowed"
+    http_status = 405
+
+
+class PermissionDenied(AuthError):
+    code = "10008"
+    default_msg = "permission denied"
+    http_status = 401
+
+
+class TokenExpired(PermissionDenied):
+    default_msg = "token expired"
+
+
+class RenewalWindowPassed(PermissionDenied):
+    default_msg = "token expired beyond the renewal window"
+
+
+class TokenRevoked(PermissionDenied):
+    default_msg = "token revoked"
+
+
+class BadSignature(PermissionDenied):
+    default_msg = "invalid token signature"
+
+
+class AccountDisabledToken(PermissionDenied):
+    default_msg = "account disabled"
+
+
+class TokenReused(PermissionDenied):
+    default_msg = "token already renewed"
+
+
+class VerificationFailed(AuthError):
+    code = "10009"
+    default_msg = "verification failed"
+    http_status = 403
+
+
+class BadCredentials(VerificationFailed):
+    default_msg = "invalid credentials"
+
+
+class AccountDisabled(VerificationFailed):
+    default_msg = "account disabled"
+
+
+class AccountLocked(VerificationFailed):
+    default_msg = "too many failed attempts, retry later"
+    http_status = 429
+
+
+class SignatureReplayed(VerificationFailed):
+    default_msg = "signature already used"
+
+
+class WrongTokenKind(VerificationFailed):
+    default_msg = "token not accepted by this interface"
+
+
+_BY_CODE: dict[str, type[AuthError]] = {
+    cls.code: cls
+    for cls in (
+        InternalError,
+        MissingParameter,
+        InvalidParameter,
+        PermissionDenied,
+        VerificationFailed,
+    )
+}
+
+_BY_MSG: dict[tuple[str, str], type[AuthError]] = {}
+
+
+def _register(cls: type[AuthError]) -> None:
+    _BY_MSG[(cls.code, cls.default_msg)] = cls
+    for sub in cls.__subclasses__():
+        _register(sub)
+
+
+_register(AuthError)
+
+
+def error_for(code: str, msg: str) -> AuthError:
+    """The most precise error for a wire ``code`` and ``msg`` (used by the SDK)."""
+    cls = _BY_MSG.get((code, msg)) or _BY_CODE.get(code, AuthError)
+    err = cls(msg)
+    if cls is AuthError:
+        # An unknown code from a foreign server: keep it as sent.
+        err.code = code  # type: ignore[misc]
+    return err

@@ -1,0 +1,151 @@
+"""The ASGI application: wiring of settings, store, services and routes."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from acauth.clock import Clock, SystemClock
+from acauth.config import Settings
+from acauth.errors import AuthError, MethodNotAllowed, NotFound, StorageUnavailable
+from acauth.logs import get_logger
+from acauth.passwords import PasswordService
+from acauth.server.docs import render_docs
+from acauth.server.envelope import JSON, error_response, ok
+from acauth.server.routes import Runtime, ac_routes
+from acauth.service.auth import AuthService, Policy
+from acauth.service.state import VerifyState
+from acauth.store import Store
+
+log = get_logger("acauth.server")
+
+OPENAPI_PATH = Path(__file__).with_name("openapi.json")
+_SLASHES = re.compile(r"/{2,}")
+
+
+class NormalisePath:
+    """Serve ``//a//b/`` as ``/a/b``, in place: a redirected POST would become a GET."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            if "//" in path or (len(path) > 1 and path.endswith("/")):
+                path = _SLASHES.sub("/", path).rstrip("/") or "/"
+                scope = dict(scope, path=path, raw_path=path.encode())
+        await self.app(scope, receive, send)
+
+
+def policy_from(settings: Settings) -> Policy:
+    return Policy(
+        token_lifetime_ms=settings.token_lifetime_s * 1000,
+        renew_window_ms=settings.renew_window_s * 1000,
+        renew_grace_ms=round(settings.renew_grace_s * 1000),
+        revoke_on_reuse=settings.revoke_on_reuse,
+        timestamp_window_ms=settings.timestamp_window_s * 1000,
+        lockout_threshold=settings.lockout_threshold,
+        lockout_base_ms=round(settings.lockout_base_s * 1000),
+        lockout_max_ms=round(settings.lockout_max_s * 1000),
+    )
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    extra_routes: list[Route] | None = None,
+) -> Starlette:
+    """Build the service. The store is opened (and migrated) when the app starts."""
+    clock = clock or SystemClock()
+    keys = settings.signing_keys()
+    rt = Runtime(strict=settings.strict_http, max_header_bytes=settings.max_header_bytes)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        store = await Store.open(settings.resolved_database_url, timeout_s=settings.store_timeout_s)
+        passwords = PasswordService(settings.hash_workers)
+        state = VerifyState(store, clock)
+        await state.load()
+        state.start(settings.refresh_interval_s)
+        rt.service = AuthService(
+            store=store,
+            keys=keys,
+            clock=clock,
+            passwords=passwords,
+            state=state,
+            policy=policy_from(settings),
+        )
+        app.state.service = rt.service
+        log.info("server.started", database=store.engine.dialect.name)
+        try:
+            yield
+        finally:
+            await state.stop()
+            passwords.close()
+            await store.close()
+            rt.service = None
+
+    async def healthz(request: Request) -> Response:
+        return ok({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        svc = rt.svc
+        try:
+            await svc.store.ping()
+        except StorageUnavailable as err:
+            return Response(error_response(err, strict=True).body, status_code=503, media_type=JSON)
+        return ok({"status": "ok", "store": "ok", "stateStaleMs": svc.state.stale_ms})
+
+    openapi_bytes = OPENAPI_PATH.read_bytes()
+
+    async def openapi(request: Request) -> Response:
+        return Response(openapi_bytes, media_type=JSON)
+
+    async def docs(request: Request) -> Response:
+        return HTMLResponse(render_docs(openapi_bytes))
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        err: AuthError = NotFound() if exc.status_code == 404 else MethodNotAllowed()
+        if exc.status_code not in (404, 405):
+            err = AuthError(exc.detail)
+        response = error_response(err, strict=rt.strict)
+        if exc.headers:
+            response.headers.update(exc.headers)
+        return response
+
+    routes = [
+        *ac_routes(rt),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/docs", docs, methods=["GET"]),
+        *(extra_routes or []),
+    ]
+    app = Starlette(
+        routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error}
+    )
+    app.router.redirect_slashes = False
+    app.add_middleware(NormalisePath)
+    app.state.runtime = rt
+    return app
+
+
+def app_from_env() -> Starlette:
+    """ASGI factory for ``uvicorn --factory`` and multi-worker serving."""
+    from acauth.logs import configure
+
+    settings = Settings.from_env()
+    configure(json=settings.log_json)
+    return create_app(settings)

@@ -1,0 +1,296 @@
+"""The rules: log in, renew, verify, and read user and region info.
+
+Nothing here knows about HTTP; every decision about time asks the clock.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Any
+
+from acauth import tokens
+from acauth.clock import Clock
+from acauth.errors import (
+    AccountDisabled,
+    AccountLocked,
+    BadCredentials,
+    BadTimestamp,
+    RenewalWindowPassed,
+    SignatureReplayed,
+    TokenReused,
+    TokenRevoked,
+    VerificationFailed,
+    WrongTokenKind,
+)
+from acauth.keys import SecretBox, sign_request
+from acauth.logs import get_logger
+from acauth.models import URL_KINDS, TokenRecord, User
+from acauth.passwords import PasswordService
+from acauth.service.state import VerifyState
+from acauth.store import Store
+from acauth.tokens import PLATFORM_CLUSTER_ID, PLATFORM_CLUSTER_NAME, Claims
+
+log = get_logger("acauth.auth")
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    token_lifetime_ms: int = 86_400_000
+    renew_window_ms: int = 86_400_000
+    renew_grace_ms: int = 60_000
+    revoke_on_reuse: bool = False
+    timestamp_window_ms: int = 300_000
+    lockout_threshold: int = 5
+    lockout_base_ms: int = 1_000
+    lockout_max_ms: int = 300_000
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    cluster_id: str
+    cluster_name: str
+    token: str | None
+
+
+class AuthService:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        keys: list[bytes],
+        clock: Clock,
+        passwords: PasswordService,
+        state: VerifyState,
+        policy: Policy,
+    ) -> None:
+        self.store = store
+        self.keys = keys
+        self.clock = clock
+        self.passwords = passwords
+        self.state = state
+        self.policy = policy
+        self.box = SecretBox(keys)
+
+    # -- login ------------------------------------------------------------------
+
+    async def login(self, user: str, password: str, org_id: str) -> list[IssuedToken]:
+        now = self.clock.now_ms()
+        lock = await self.store.get_lockout(user)
+        if lock is not None and lock.locked_until_ms > now:
+            log.info("login.locked", user=user)
+            raise AccountLocked()
+        account = await self.store.get_user_by_name(user)
+        org = await self.store.get_org(org_id)
+        # The hash runs whether or not the user exists, so both cost the same.
+        ok = await self.passwords.check(account.password_hash if account else None, password)
+        if not ok or account is None or org is None or not org.enabled:
+            p = self.policy
+            lock = await self.store.record_failure(
+                user, now, p.lockout_threshold, p.lockout_base_ms, p.lockout_max_ms
+            )
+            log.info(
+                "login.failed", user=user, failures=lock.failures, locked=lock.locked_until_ms > now
+            )
+            raise BadCredentials()
+        if lock is not None:
+            await self.store.clear_failures(user)
+        return await self._issue(account, invoker=org_id, method="password")
+
+    async def login_with_key(
+        self, user: str, access_key: str, timestamp: str, signature: str
+    ) -> list[IssuedToken]:
+        now = self.clock.now_ms()
+        if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
+            raise BadTimestamp("invalid timestamp")
+        ts_ms = int(timestamp) * 1000
+        if abs(now - ts_ms) > self.policy.timestamp_window_ms:
+            raise BadTimestamp()
+        key = await self.store.get_access_key(access_key)
+        account = await self.store.get_user_by_name(user)
+        if key is None or account is None or key.user_id != account.user_id:
+            log.info("login.failed", user=user, method="key")
+            raise BadCredentials()
+        expected = sign_request(
+            self.box.open(key.access_key, key.sealed_secret), access_key, timestamp, user
+        )
+        if not hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace")):
+            log.info("login.failed", user=user, method="key")
+            raise BadCredentials()
+        expires = ts_ms + self.policy.timestamp_window_ms + 1000
+        if not await self.store.use_signature(signature, expires, now):
+            log.warning("login.replay", user=user)
+            raise SignatureReplayed()
+        if key.org_id:
+            org = await self.store.get_org(key.org_id)
+            if org is None or not org.enabled:
+                raise BadCredentials()
+        return await self._issue(account, invoker=key.org_id, method="key")
+
+    async def _issue(self, account: User, *, invoker: str, method: str) -> list[IssuedToken]:
+        grants = await self.store.grants_for(account.user_id)
+        entries = [(str(g.cluster_id), name, g.compute_user) for g, name in grants]
+        entries.append((PLATFORM_CLUSTER_ID, PLATFORM_CLUSTER_NAME, account.name))
+        if account.disabled:
+            log.info("login.disabled", user=account.name, method=method)
+            return [IssuedToken(cid, name, None) for cid, name, _ in entries]
+        now = self.clock.now_ms()
+        records = [self._record(account, cid, cu, invoker, now) for cid, _, cu in entries]
+        await self.store.add_tokens(records)
+        issued = [
+            IssuedToken(cid, name, self._encode(rec))
+            for (cid, name, _), rec in zip(entries, records, strict=True)
+        ]
+        log.info(
+            "login.ok",
+            user=account.name,
+            method=method,
+            tokens=[tokens.fingerprint(i.token) for i in issued if i.token],
+        )
+        return issued
+
+    def _record(
+        self,
+        account: User,
+        cluster_id: str,
+        compute_user: str,
+        invoker: str,
+        now: int,
+        parent: TokenRecord | None = None,
+    ) -> TokenRecord:
+        return TokenRecord(
+            jti=tokens.new_jti(),
+            user_id=account.user_id,
+            user_name=account.name,
+            cluster_id=cluster_id,
+            compute_user=compute_user,
+            account_status=account.account_status,
+            role=account.role,
+            invoker=invoker,
+            issued_ms=now,
+            expire_ms=now + self.policy.token_lifetime_ms,
+            parent_jti=parent.jti if parent else None,
+            root_jti=(parent.root_jti or parent.jti) if parent else None,
+        )
+
+    def _encode(self, rec: TokenRecord) -> str:
+        return tokens.encode(
+            Claims(
+                compute_user=rec.compute_user,
+                account_status=rec.account_status,
+                role=rec.role,
+                expire_ms=rec.expire_ms,
+                cluster_id=rec.cluster_id,
+                invoker=rec.invoker,
+                user=rec.user_name,
+                user_id=str(rec.user_id),
+                jti=rec.jti,
+            ),
+            self.keys[0],
+        )
+
+    # -- renew ------------------------------------------------------------------
+
+    async def renew(self, token: str) -> str:
+        claims = tokens.decode(token, self.keys)
+        now = self.clock.now_ms()
+        fp = tokens.fingerprint(token)
+        if now >= claims.expire_ms + self.policy.renew_window_ms:
+            raise RenewalWindowPassed()
+        record = await self.store.get_token(claims.jti)
+        if record is None or record.revoked_ms is not None:
+            raise TokenRevoked()
+        account = await self.store.get_user(record.user_id)
+        if account is None:
+            raise VerificationFailed("account not found")
+        if account.disabled:
+            raise AccountDisabled()
+        if record.invoker:
+            org = await self.store.get_org(record.invoker)
+            if org is not None and not org.enabled:
+                raise VerificationFailed("organization disabled")
+        compute_user = account.name
+        if record.cluster_id != PLATFORM_CLUSTER_ID:
+            grant = await self.store.get_grant(account.user_id, int(record.cluster_id))
+            if grant is None:
+                raise WrongTokenKind("region access removed")
+            compute_user = grant.compute_user
+        if record.successor_jti is not None:
+            return await self._renewed_again(record, now, fp)
+        successor = self._record(
+            account, record.cluster_id, compute_user, record.invoker, now, parent=record
+        )
+        earlier = await self.store.renew_token(record.jti, successor, now)
+        if earlier is not None:
+            # A concurrent renewal won the race a moment ago: answer with its successor.
+            successor = earlier
+        new_token = self._encode(successor)
+        log.info(
+            "token.renewed", token=fp, successor=tokens.fingerprint(new_token), user=account.name
+        )
+        return new_token
+
+    async def _renewed_again(self, record: TokenRecord, now: int, fp: str) -> str:
+        assert record.successor_jti is not None and record.renewed_ms is not None
+        if now - record.renewed_ms <= self.policy.renew_grace_ms:
+            successor = await self.store.get_token(record.successor_jti)
+            if successor is not None and successor.revoked_ms is None:
+                return self._encode(successor)
+        log.warning("token.reuse", token=fp, user=record.user_name)
+        if self.policy.revoke_on_reuse:
+            revoked = await self.store.revoke_chain(record.root_jti or record.jti, now)
+            log.warning("token.chain_revoked", token=fp, revoked=revoked)
+        raise TokenReused()
+
+    # -- verify -------------------------------------------------------------------
+
+    def verify(self, token: str) -> Claims:
+        """Signature, expiry, revocation and account status; never touches the store."""
+        claims = tokens.decode(token, self.keys, now_ms=self.clock.now_ms())
+        self.state.check(claims)
+        return claims
+
+    # -- user and region info -----------------------------------------------------
+
+    async def user_info(self, token: str) -> dict[str, Any]:
+        claims = self.verify(token)
+        account = await self.store.get_user(int(claims.user_id))
+        if account is None:
+            raise TokenRevoked("account not found")
+        return {
+            "userName": account.name,
+            "fullName": account.full_name,
+            "accountName": account.account_name or account.name,
+            "accountStatus": account.account_status,
+            "accountBalance": account.account_balance,
+            "computerCenter": account.computer_center,
+            "email": account.email,
+            "telephone": account.telephone,
+            "country": account.country,
+            "address": account.address,
+            "timeZone": account.time_zone,
+            "language": account.language,
+        }
+
+    async def center(self, token: str) -> dict[str, Any]:
+        claims = self.verify(token)
+        if claims.is_platform:
+            raise WrongTokenKind("platform token not accepted here")
+        cluster_id = int(claims.cluster_id)
+        grant = await self.store.get_grant(int(claims.user_id), cluster_id)
+        region = await self.store.get_region(cluster_id)
+        if grant is None or region is None:
+            raise WrongTokenKind("region access removed")
+        data: dict[str, Any] = {
+            "id": region.cluster_id,
+            "name": region.name,
+            "description": region.description,
+            "clusterUserInfo": {"userName": grant.compute_user, "homePath": grant.home_path},
+        }
+        for kind in URL_KINDS:
+            data[f"{kind}Urls"] = [
+                {"url": u.url, "enable": "true" if u.enabled else "false", "version": u.version}
+                for u in region.urls
+                if u.kind == kind
+            ]
+        return data

@@ -1,0 +1,196 @@
+"""The AC token: an HS256 JWT with nine string claims in a fixed order.
+
+Encoding is done by hand so that the header bytes are exactly
+``{"alg":"HS256","typ":"JWT"}`` and the claims keep the documented order.
+Decoding checks the signature against the configured keys before it trusts a
+byte of the payload; the algorithm comes from configuration, never from the
+token's header.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import orjson
+
+from acauth.errors import BadSignature, MalformedToken, TokenExpired
+
+HEADER_JSON = b'{"alg":"HS256","typ":"JWT"}'
+HEADER_B64 = b"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"
+PLATFORM_CLUSTER_ID = "0"
+PLATFORM_CLUSTER_NAME = "ac"
+MAX_TOKEN_LENGTH = 4096
+
+CLAIM_ORDER = (
+    "computeUser",
+    "accountStatus",
+    "creator",
+    "role",
+    "expireTime",
+    "clusterId",
+    "invoker",
+    "user",
+    "userId",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Claims:
+    """The claims of one token. ``jti`` is ours, appended after the nine."""
+
+    compute_user: str
+    account_status: str
+    role: str
+    expire_ms: int
+    cluster_id: str
+    invoker: str
+    user: str
+    user_id: str
+    jti: str
+    creator: str = "ac"
+
+    @property
+    def is_platform(self) -> bool:
+        return self.cluster_id == PLATFORM_CLUSTER_ID
+
+    def to_payload(self) -> dict[str, str]:
+        return {
+            "computeUser": self.compute_user,
+            "accountStatus": self.account_status,
+            "creator": self.creator,
+            "role": self.role,
+            "expireTime": str(self.expire_ms),
+            "clusterId": self.cluster_id,
+            "invoker": self.invoker,
+            "user": self.user,
+            "userId": self.user_id,
+            "jti": self.jti,
+        }
+
+
+def new_jti() -> str:
+    return secrets.token_urlsafe(16)
+
+
+def _b64encode(raw: bytes) -> bytes:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=")
+
+
+def _b64decode(seg: bytes) -> bytes:
+    # urlsafe_b64decode silently drops characters outside the alphabet; a
+    # token is only valid if it round-trips, so check the alphabet first.
+    if seg.translate(None, _B64URL_ALPHABET):
+        raise MalformedToken()
+    if len(seg) % 4 == 1:
+        raise MalformedToken()
+    try:
+        return base64.urlsafe_b64decode(seg + b"=" * (-len(seg) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise MalformedToken() from exc
+
+
+_B64URL_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+def _sign(key: bytes, signing_input: bytes) -> bytes:
+    return hmac.digest(key, signing_input, hashlib.sha256)
+
+
+def encode(claims: Claims, key: bytes) -> str:
+    """Sign ``claims`` with ``key``; the compact payload keeps the claim order."""
+    payload = _b64encode(orjson.dumps(claims.to_payload()))
+    signing_input = HEADER_B64 + b"." + payload
+    return (signing_input + b"." + _b64encode(_sign(key, signing_input))).decode("ascii")
+
+
+def fingerprint(token: str) -> str:
+    """A short, non-reversible name for a token, safe to log."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+
+
+def _check_header(header_seg: bytes) -> None:
+    if header_seg == HEADER_B64:
+        return
+    try:
+        header = orjson.loads(_b64decode(header_seg))
+    except orjson.JSONDecodeError as exc:
+        raise MalformedToken() from exc
+    if not isinstance(header, dict):
+        raise MalformedToken()
+    if header.get("alg") != "HS256":
+        raise BadSignature("algorithm not allowed")
+
+
+def decode(token: str, keys: Sequence[bytes], *, now_ms: int | None = None) -> Claims:
+    """Verify ``token`` against ``keys`` (the first signs, all verify) and return its claims.
+
+    Raises :class:`MalformedToken` (10004) for anything that is not a
+    well-formed token, :class:`BadSignature` (10008) when no key signed it and
+    :class:`TokenExpired` (10008) when ``now_ms`` is at or past ``expireTime``.
+    """
+    if len(token) > MAX_TOKEN_LENGTH or not token.isascii():
+        raise MalformedToken()
+    raw = token.encode("ascii")
+    parts = raw.split(b".")
+    if len(parts) != 3:
+        raise MalformedToken()
+    header_seg, payload_seg, sig_seg = parts
+    _check_header(header_seg)
+    signature = _b64decode(sig_seg)
+    signing_input = raw[: len(header_seg) + 1 + len(payload_seg)]
+    valid = False
+    for key in keys:
+        # Every key is tried, so the time does not tell which one matched.
+        valid |= hmac.compare_digest(_sign(key, signing_input), signature)
+    if not valid:
+        raise BadSignature()
+    claims = claims_from_payload(_b64decode(payload_seg))
+    if now_ms is not None and now_ms >= claims.expire_ms:
+        raise TokenExpired()
+    return claims
+
+
+def claims_from_payload(payload: bytes) -> Claims:
+    """Parse a payload that is already known to be signed by us."""
+    try:
+        data = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedToken() from exc
+    if not isinstance(data, dict):
+        raise MalformedToken()
+    try:
+        values = [data[name] for name in CLAIM_ORDER]
+        jti = data.get("jti", "")
+    except KeyError as exc:
+        raise MalformedToken() from exc
+    if not all(type(v) is str for v in values) or type(jti) is not str:
+        raise MalformedToken()
+    expire = values[4]
+    if not (expire.isascii() and expire.isdigit()) or len(expire) > 15:
+        raise MalformedToken()
+    return Claims(
+        compute_user=values[0],
+        account_status=values[1],
+        creator=values[2],
+        role=values[3],
+        expire_ms=int(expire),
+        cluster_id=values[5],
+        invoker=values[6],
+        user=values[7],
+        user_id=values[8],
+        jti=jti,
+    )
+
+
+def unverified_claims(token: str) -> Claims:
+    """Read the claims without checking the signature (clients reading ``expireTime``)."""
+    parts = token.encode("ascii", "replace").split(b".")
+    if len(parts) != 3:
+        raise MalformedToken()
+    return claims_from_payload(_b64decode(parts[1]))
