@@ -1,0 +1,105 @@
+"""Migrations and store behaviour that HTTP does not show."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect
+from sqlalchemy.engine import Connection
+
+from acauth.models import TokenRecord
+from acauth.store import Store
+from acauth.store.database import create_engine, migrate
+from acauth.store.schema import metadata
+
+
+def _schema(conn: Connection) -> dict[str, Any]:
+    insp = inspect(conn)
+    out: dict[str, Any] = {}
+    for table in sorted(insp.get_table_names()):
+        if table == "alembic_version":
+            continue
+        out[table] = {
+            "columns": [(c["name"], str(c["type"]), c["nullable"]) for c in insp.get_columns(table)],
+            "pk": insp.get_pk_constraint(table)["constrained_columns"],
+            "indexes": sorted((i["name"], tuple(i["column_names"]), bool(i["unique"]))
+                              for i in insp.get_indexes(table)),
+            "fks": sorted((tuple(f["constrained_columns"]), f["referred_table"])
+                          for f in insp.get_foreign_keys(table)),
+            "unique": sorted(tuple(u["column_names"]) for u in insp.get_unique_constraints(table)),
+        }
+    return out
+
+
+async def _migrated_schema(url: str, times: int = 1) -> dict[str, Any]:
+    engine = create_engine(url)
+    for _ in range(times):
+        await migrate(engine)
+    async with engine.connect() as conn:
+        schema = await conn.run_sync(_schema)
+        diff = await conn.run_sync(
+            lambda c: compare_metadata(MigrationContext.configure(c), metadata)
+        )
+    await engine.dispose()
+    assert diff == [], diff
+    return schema
+
+
+async def _created_schema(url: str) -> dict[str, Any]:
+    engine = create_engine(url)
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    async with engine.connect() as conn:
+        schema = await conn.run_sync(_schema)
+    await engine.dispose()
+    return schema
+
+
+async def test_migrated_database_equals_the_declared_schema(tmp_path: Path) -> None:
+    migrated = await _migrated_schema(f"sqlite+aiosqlite:///{tmp_path / 'm.db'}")
+    created = await _created_schema(f"sqlite+aiosqlite:///{tmp_path / 'c.db'}")
+    assert migrated == created
+    assert "issued_tokens" in migrated and "changes" in migrated
+
+
+async def test_migrations_are_idempotent(tmp_path: Path) -> None:
+    once = await _migrated_schema(f"sqlite+aiosqlite:///{tmp_path / 'a.db'}")
+    twice = await _migrated_schema(f"sqlite+aiosqlite:///{tmp_path / 'b.db'}", times=2)
+    assert once == twice
+
+
+def _record(jti: str) -> TokenRecord:
+    return TokenRecord(jti=jti, user_id=1, user_name="u", cluster_id="0", compute_user="u",
+                       account_status="Normal", role="1", invoker="o", issued_ms=0,
+                       expire_ms=10_000)
+
+
+async def test_concurrent_renewals_record_one_successor(tmp_path: Path) -> None:
+    store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 's.db'}")
+    try:
+        await store.add_tokens([_record("root")])
+        results = await asyncio.gather(
+            *(store.renew_token("root", _record(f"s{i}"), 5) for i in range(20))
+        )
+        winners = [i for i, r in enumerate(results) if r is None]
+        assert len(winners) == 1
+        successor = f"s{winners[0]}"
+        assert {r.jti for r in results if r is not None} == {successor}
+        root = await store.get_token("root")
+        assert root is not None and root.successor_jti == successor
+    finally:
+        await store.close()
+
+
+async def test_signature_is_accepted_once(tmp_path: Path) -> None:
+    store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 's.db'}")
+    try:
+        assert await store.use_signature("sig", 1000, 0)
+        assert not await store.use_signature("sig", 1000, 10)
+        assert await store.use_signature("sig", 5000, 2000)  # expired entries are forgotten
+    finally:
+        await store.close()
