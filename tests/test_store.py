@@ -24,12 +24,18 @@ def _schema(conn: Connection) -> dict[str, Any]:
         if table == "alembic_version":
             continue
         out[table] = {
-            "columns": [(c["name"], str(c["type"]), c["nullable"]) for c in insp.get_columns(table)],
+            "columns": [
+                (c["name"], str(c["type"]), c["nullable"]) for c in insp.get_columns(table)
+            ],
             "pk": insp.get_pk_constraint(table)["constrained_columns"],
-            "indexes": sorted((i["name"], tuple(i["column_names"]), bool(i["unique"]))
-                              for i in insp.get_indexes(table)),
-            "fks": sorted((tuple(f["constrained_columns"]), f["referred_table"])
-                          for f in insp.get_foreign_keys(table)),
+            "indexes": sorted(
+                (i["name"], tuple(i["column_names"]), bool(i["unique"]))
+                for i in insp.get_indexes(table)
+            ),
+            "fks": sorted(
+                (tuple(f["constrained_columns"]), f["referred_table"])
+                for f in insp.get_foreign_keys(table)
+            ),
             "unique": sorted(tuple(u["column_names"]) for u in insp.get_unique_constraints(table)),
         }
     return out
@@ -73,9 +79,18 @@ async def test_migrations_are_idempotent(tmp_path: Path) -> None:
 
 
 def _record(jti: str) -> TokenRecord:
-    return TokenRecord(jti=jti, user_id=1, user_name="u", cluster_id="0", compute_user="u",
-                       account_status="Normal", role="1", invoker="o", issued_ms=0,
-                       expire_ms=10_000)
+    return TokenRecord(
+        jti=jti,
+        user_id=1,
+        user_name="u",
+        cluster_id="0",
+        compute_user="u",
+        account_status="Normal",
+        role="1",
+        invoker="o",
+        issued_ms=0,
+        expire_ms=10_000,
+    )
 
 
 async def test_concurrent_renewals_record_one_successor(tmp_path: Path) -> None:

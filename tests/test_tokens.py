@@ -38,9 +38,15 @@ def segments(token: str) -> tuple[bytes, bytes]:
 
 def sample(**changes: object) -> Claims:
     values: dict[str, object] = dict(
-        compute_user="slurmtest", account_status="Trial", role="1", expire_ms=1686036760954,
-        cluster_id="11112", invoker="6048ce7ba15c2af2e8cec12991ec13cf", user="slurmtest",
-        user_id="11655048541", jti="abc",
+        compute_user="slurmtest",
+        account_status="Trial",
+        role="1",
+        expire_ms=1686036760954,
+        cluster_id="11112",
+        invoker="6048ce7ba15c2af2e8cec12991ec13cf",
+        user="slurmtest",
+        user_id="11655048541",
+        jti="abc",
     )
     values.update(changes)
     return Claims(**values)  # type: ignore[arg-type]
@@ -58,7 +64,7 @@ def test_payload_has_the_seed_claims_in_order_all_strings() -> None:
     our_payload = json.loads(segments(tokens.encode(sample(), KEY))[1])
     assert list(seed_payload) == list(CLAIM_ORDER)
     assert list(our_payload)[: len(CLAIM_ORDER)] == list(seed_payload)
-    assert list(our_payload)[len(CLAIM_ORDER):] == ["jti"]
+    assert list(our_payload)[len(CLAIM_ORDER) :] == ["jti"]
     assert all(type(v) is str for v in our_payload.values())
     assert all(type(v) is str for v in seed_payload.values())
 
@@ -131,13 +137,26 @@ def _b64(raw: bytes) -> str:
         ("é.é.é", MalformedToken),
         ("x" * 5000, MalformedToken),
         (_b64(b'{"alg":"none","typ":"JWT"}') + "." + _b64(b"{}") + ".", BadSignature),
-        (_b64(b'{"alg":"HS512","typ":"JWT"}') + "." + _b64(b"{}") + "." + _b64(b"x" * 64),
-         BadSignature),
+        (
+            _b64(b'{"alg":"HS512","typ":"JWT"}') + "." + _b64(b"{}") + "." + _b64(b"x" * 64),
+            BadSignature,
+        ),
         (_b64(b"not json") + "." + _b64(b"{}") + ".", MalformedToken),
         (_b64(b"[1]") + "." + _b64(b"{}") + ".", MalformedToken),
     ],
-    ids=["empty", "one-part", "two-parts", "four-parts", "bad-alphabet", "non-ascii", "huge",
-         "alg-none", "alg-hs512", "header-not-json", "header-not-object"],
+    ids=[
+        "empty",
+        "one-part",
+        "two-parts",
+        "four-parts",
+        "bad-alphabet",
+        "non-ascii",
+        "huge",
+        "alg-none",
+        "alg-hs512",
+        "header-not-json",
+        "header-not-object",
+    ],
 )
 def test_hostile_tokens_are_refused(token: str, error: type[Exception]) -> None:
     with pytest.raises(error):

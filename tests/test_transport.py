@@ -14,8 +14,13 @@ from acauth.testing import LiveServer
 from conftest import BASE, DEMO_HEADERS, call, login
 
 
-def raw_request(server: LiveServer, method: str, path: str, headers: list[tuple[str, bytes]],
-                body: bytes | None = None) -> tuple[int, dict[str, str], dict[str, Any]]:
+def raw_request(
+    server: LiveServer,
+    method: str,
+    path: str,
+    headers: list[tuple[str, bytes]],
+    body: bytes | None = None,
+) -> tuple[int, dict[str, str], dict[str, Any]]:
     """Send exactly these bytes (http.client lets us send any header value)."""
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
     try:
@@ -34,8 +39,12 @@ def raw_request(server: LiveServer, method: str, path: str, headers: list[tuple[
 
 @pytest.mark.parametrize(
     "names",
-    [("user", "password", "orgId"), ("USER", "PASSWORD", "ORGID"), ("User", "Password", "Orgid"),
-     ("user", "password", "orgid")],
+    [
+        ("user", "password", "orgId"),
+        ("USER", "PASSWORD", "ORGID"),
+        ("User", "Password", "Orgid"),
+        ("user", "password", "orgid"),
+    ],
     ids=["camel", "upper", "title", "lower"],
 )
 def test_header_names_in_any_case(client: httpx.Client, names: tuple[str, ...]) -> None:
@@ -47,26 +56,43 @@ def test_header_names_in_any_case(client: httpx.Client, names: tuple[str, ...]) 
 
 @pytest.mark.parametrize(
     ("content", "content_type"),
-    [(None, None), (b"", None), (b"{}", "application/json"), (b"", "application/json"),
-     (b"a=1&b=2", "application/x-www-form-urlencoded"), (b"{not json", "application/json"),
-     (b"\xff\xfe", "application/octet-stream")],
+    [
+        (None, None),
+        (b"", None),
+        (b"{}", "application/json"),
+        (b"", "application/json"),
+        (b"a=1&b=2", "application/x-www-form-urlencoded"),
+        (b"{not json", "application/json"),
+        (b"\xff\xfe", "application/octet-stream"),
+    ],
     ids=["no-body", "empty", "json-object", "empty-json", "form", "broken-json", "binary"],
 )
-def test_any_body_is_ignored(client: httpx.Client, content: bytes | None,
-                             content_type: str | None) -> None:
+def test_any_body_is_ignored(
+    client: httpx.Client, content: bytes | None, content_type: str | None
+) -> None:
     headers = dict(DEMO_HEADERS)
     if content_type:
         headers["Content-Type"] = content_type
     body = client.post(f"{BASE}/tokens", headers=headers, content=content).json()
     assert body["code"] == "0"
     token = body["data"][-1]["token"]
-    renewed = client.post(f"{BASE}/tokens/next", headers={"token": token, **(
-        {"Content-Type": content_type} if content_type else {})}, content=content).json()
+    renewed = client.post(
+        f"{BASE}/tokens/next",
+        headers={"token": token, **({"Content-Type": content_type} if content_type else {})},
+        content=content,
+    ).json()
     assert renewed["code"] == "0"
 
 
-@pytest.mark.parametrize("path", ["//ac/openapi/v2/tokens", "/ac//openapi/v2/tokens",
-                                  "/ac/openapi/v2/tokens/", "//ac/openapi/v2//tokens//"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "//ac/openapi/v2/tokens",
+        "/ac//openapi/v2/tokens",
+        "/ac/openapi/v2/tokens/",
+        "//ac/openapi/v2//tokens//",
+    ],
+)
 def test_double_slash_paths_are_served_without_redirect(server: LiveServer, path: str) -> None:
     headers = [(k, v.encode()) for k, v in DEMO_HEADERS.items()]
     status, resp_headers, body = raw_request(server, "POST", path, headers)
@@ -141,11 +167,20 @@ def test_strict_statuses_option(make_server: Callable[..., LiveServer]) -> None:
         (f"{BASE}/user", "GET", {}),
         (f"{BASE}/center", "GET", {}),
     ],
-    ids=["no-orgid", "empty-user", "no-signature", "renew", "state",
-         "state-empty", "user", "center"],
+    ids=[
+        "no-orgid",
+        "empty-user",
+        "no-signature",
+        "renew",
+        "state",
+        "state-empty",
+        "user",
+        "center",
+    ],
 )
-def test_missing_or_empty_header_is_10003(client: httpx.Client, path: str, method: str,
-                                          headers: dict[str, str]) -> None:
+def test_missing_or_empty_header_is_10003(
+    client: httpx.Client, path: str, method: str, headers: dict[str, str]
+) -> None:
     body = call(client, method, path, **headers)
     assert body["code"] == "10003" and body["data"] is None
 
@@ -159,13 +194,22 @@ def test_header_over_8_kib_is_10004(server: LiveServer, header: str) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    [b"\xff\xfe\xfd", "数据".encode(), b"eyJ\xc3\xa9.x.y", b"'; DROP TABLE users; --",
-     b"../../etc/passwd"],
+    [
+        b"\xff\xfe\xfd",
+        "数据".encode(),
+        b"eyJ\xc3\xa9.x.y",
+        b"'; DROP TABLE users; --",
+        b"../../etc/passwd",
+    ],
     ids=["invalid-utf8", "chinese", "utf8-in-token", "sql", "path"],
 )
 def test_hostile_token_header_gets_a_code_not_a_500(server: LiveServer, value: bytes) -> None:
-    for method, path in (("GET", f"{BASE}/tokens/state"), ("POST", f"{BASE}/tokens/next"),
-                         ("GET", f"{BASE}/user"), ("GET", f"{BASE}/center")):
+    for method, path in (
+        ("GET", f"{BASE}/tokens/state"),
+        ("POST", f"{BASE}/tokens/next"),
+        ("GET", f"{BASE}/user"),
+        ("GET", f"{BASE}/center"),
+    ):
         status, headers, body = raw_request(server, method, path, [("token", value)])
         assert status == 200 and headers["content-type"] == "application/json"
         assert body["code"] in {"10004"} and body["data"] is None
@@ -205,8 +249,12 @@ def test_health_and_readiness(client: httpx.Client) -> None:
 def test_openapi_and_docs_are_served(client: httpx.Client) -> None:
     spec = client.get("/openapi.json").json()
     assert set(spec["paths"]) == {
-        f"{BASE}/tokens", "/api/user/v3/tokens", f"{BASE}/tokens/next", f"{BASE}/tokens/state",
-        f"{BASE}/user", f"{BASE}/center",
+        f"{BASE}/tokens",
+        "/api/user/v3/tokens",
+        f"{BASE}/tokens/next",
+        f"{BASE}/tokens/state",
+        f"{BASE}/user",
+        f"{BASE}/center",
     }
     page = client.get("/docs")
     assert page.headers["content-type"].startswith("text/html")

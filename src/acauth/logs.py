@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TextIO
 
 import structlog
 
 
-def configure(*, json: bool = False, level: int = logging.INFO) -> None:
+def configure(
+    *, json: bool = False, level: int = logging.INFO, stream: TextIO | None = None
+) -> None:
     """Route structlog and the standard library (uvicorn) through one renderer."""
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer()
@@ -28,7 +31,7 @@ def configure(*, json: bool = False, level: int = logging.INFO) -> None:
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,
@@ -41,7 +44,10 @@ def configure(*, json: bool = False, level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    # Database drivers log statement parameters at DEBUG (hashes, signatures, sealed
+    # keys): they stay at WARNING whatever the level asked for.
+    for name in ("aiosqlite", "asyncpg", "sqlalchemy", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

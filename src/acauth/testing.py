@@ -43,8 +43,14 @@ class DemoCredentials:
 class LiveServer:
     """A started server: ``base_url``, ``clock``, ``settings``, ``credentials``."""
 
-    def __init__(self, settings: Settings, clock: MovableClock, server: uvicorn.Server,
-                 thread: threading.Thread, port: int) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        clock: MovableClock,
+        server: uvicorn.Server,
+        thread: threading.Thread,
+        port: int,
+    ) -> None:
         self.settings = settings
         self.clock = clock
         self.credentials = DemoCredentials()
@@ -63,12 +69,22 @@ class LiveServer:
 
     @classmethod
     @contextmanager
-    def start(cls, data_dir: Path, *, seed_demo: bool = True, clock: MovableClock | None = None,
-              **overrides: Any) -> Iterator[LiveServer]:
+    def start(
+        cls,
+        data_dir: Path,
+        *,
+        seed_demo: bool = True,
+        clock: MovableClock | None = None,
+        **overrides: Any,
+    ) -> Iterator[LiveServer]:
         from acauth.server.app import create_app
 
-        values: dict[str, Any] = {"data_dir": data_dir, "secret": TEST_SECRET,
-                                  "refresh_interval_s": 0.05, "hash_workers": 1}
+        values: dict[str, Any] = {
+            "data_dir": data_dir,
+            "secret": TEST_SECRET,
+            "refresh_interval_s": 0.05,
+            "hash_workers": 1,
+        }
         values.update(overrides)
         settings = Settings(**values)
         clock = clock or MovableClock()
@@ -79,8 +95,9 @@ class LiveServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on",
-                                timeout_graceful_shutdown=2)
+        config = uvicorn.Config(
+            app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=2
+        )
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
         thread.start()

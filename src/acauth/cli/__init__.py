@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +11,7 @@ import typer
 from acauth.cli import admin
 from acauth.cli.output import GLOBAL_OPTIONS
 from acauth.cli.serve import serve
+from acauth.logs import configure
 
 app = typer.Typer(
     name="acauth",
@@ -30,6 +32,7 @@ def root(
     ] = None,
 ) -> None:
     """Options here apply to every command (admin commands use the server's database)."""
+    configure(level=logging.WARNING)
     if data_dir is not None:
         GLOBAL_OPTIONS["data_dir"] = data_dir
     if database_url is not None:

@@ -1,0 +1,3 @@
+from acauth.cli import main
+
+main()
