@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     port: int = 8000
     workers: int = Field(default=1, gt=0)
     demo: bool = False
+    emulator: bool = False
     log_json: bool = False
 
     @classmethod

@@ -21,12 +21,15 @@ statuses::
     │   ├── BadSignature
     │   ├── AccountDisabledToken
     │   └── TokenReused
-    └── VerificationFailed          10009
-        ├── BadCredentials
-        ├── AccountDisabled
-        ├── AccountLocked           (429)
-        ├── SignatureReplayed
-        └── WrongTokenKind
+    ├── VerificationFailed          10009
+    │   ├── BadCredentials
+    │   ├── AccountDisabled
+    │   ├── AccountLocked           (429)
+    │   ├── SignatureReplayed
+    │   └── WrongTokenKind
+    │       ├── PlatformTokenRefused
+    │       └── RegionAccessRemoved
+    └── TransportError              (SDK only: no usable answer from the server)
 """
 
 from __future__ import annotations
@@ -149,6 +152,22 @@ class SignatureReplayed(VerificationFailed):
 
 class WrongTokenKind(VerificationFailed):
     default_msg = "token not accepted by this interface"
+
+
+class PlatformTokenRefused(WrongTokenKind):
+    default_msg = "platform token not accepted here"
+
+
+class RegionAccessRemoved(WrongTokenKind):
+    default_msg = "region access removed"
+
+
+class TransportError(AuthError):
+    """The SDK got no usable answer: connection failed, timed out, or not the envelope."""
+
+    code = ""
+    default_msg = "transport error"
+    http_status = 502
 
 
 _BY_CODE: dict[str, type[AuthError]] = {

@@ -24,6 +24,7 @@ import uvicorn
 from acauth import demo
 from acauth.clock import MovableClock
 from acauth.config import Settings
+from acauth.emulator import Emulator
 from acauth.service.admin import AdminService
 from acauth.store import Store
 
@@ -58,10 +59,28 @@ class LiveServer:
         self.base_url = f"http://127.0.0.1:{port}"
         self._server = server
         self._thread = thread
+        self._app: Any = None
 
     @property
     def app(self) -> Any:
         return self._server.config.app
+
+    @property
+    def emulator(self) -> Emulator:
+        """Faults and request counts (servers started with ``emulator=True``)."""
+        emulator: Emulator | None = self._app.state.emulator
+        if emulator is None:
+            raise RuntimeError("this server was started without the emulator")
+        return emulator
+
+    @property
+    def faults(self) -> Emulator:
+        """``add_fault(path, count, code=…, delay_ms=…, drop=…)`` and ``clear_faults()``."""
+        return self.emulator
+
+    def requests(self) -> dict[str, int]:
+        """Requests served per path since the start (or the last reset)."""
+        return self.emulator.requests()
 
     def stop(self) -> None:
         self._server.should_exit = True
@@ -107,6 +126,7 @@ class LiveServer:
                 raise RuntimeError("acauth test server did not start")
             time.sleep(0.01)
         live = cls(settings, clock, server, thread, port)
+        live._app = app
         try:
             yield live
         finally:
@@ -120,3 +140,23 @@ async def seed(settings: Settings) -> None:
         await demo.seed(AdminService(store, settings.signing_keys(), MovableClock()))
     finally:
         await store.close()
+
+
+# -- pytest plugin -----------------------------------------------------------------
+
+try:
+    import pytest
+except ImportError:  # pragma: no cover - pytest is optional for LiveServer users
+    pass
+else:
+
+    @pytest.fixture
+    def acauth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+        """A real acauth emulator on a free loopback port, with the demo tenant.
+
+        ``base_url``, ``credentials``, ``clock.advance(seconds)``, ``faults.add_fault(...)``,
+        ``requests()``.
+        """
+        data_dir = tmp_path_factory.mktemp("acauth")
+        with LiveServer.start(data_dir, emulator=True) as server:
+            yield server

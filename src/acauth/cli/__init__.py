@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from acauth.cli import admin
+from acauth.cli import admin, client
 from acauth.cli.output import GLOBAL_OPTIONS
 from acauth.cli.serve import serve
 from acauth.logs import configure
@@ -46,6 +46,9 @@ app.add_typer(admin.region_app, name="region")
 app.add_typer(admin.grant_app, name="grant")
 app.add_typer(admin.key_app, name="key")
 app.add_typer(admin.token_app, name="token")
+app.command()(client.login)
+app.command()(client.whoami)
+app.command()(client.regions)
 
 
 def main() -> None:

@@ -35,6 +35,9 @@ def serve(
     database_url: Annotated[str | None, typer.Option(help="sqlite:///… or postgresql://…")] = None,
     workers: Annotated[int, typer.Option(min=1, envvar="ACAUTH_WORKERS")] = 1,
     demo: Annotated[bool, typer.Option(help="Seed the demo tenant; loopback only.")] = False,
+    emulator: Annotated[
+        bool, typer.Option(help="Mount /_emulator/ (movable clock, faults, request counts).")
+    ] = False,
     strict_http: Annotated[
         bool | None, typer.Option(help="HTTP 4xx/5xx statuses for errors.")
     ] = None,
@@ -48,6 +51,10 @@ def serve(
     access_log: Annotated[bool, typer.Option(help="Log every request line.")] = False,
 ) -> None:
     """Run the token service."""
+    if emulator and workers != 1:
+        raise fail("--emulator runs one worker: its clock and faults live in one process")
+    if emulator and not is_loopback(host):
+        raise fail(f"--emulator moves the clock for anyone: loopback only, not {host}")
     if demo and not is_loopback(host):
         raise fail(f"--demo serves published credentials and binds loopback only, not {host}")
     overrides = {
@@ -56,6 +63,7 @@ def serve(
         "strict_http": strict_http,
         "renew_grace_s": renew_grace,
         "revoke_on_reuse": revoke_on_reuse,
+        "emulator": emulator or None,
         "log_json": log_json,
     }
     explicit_store = (
@@ -97,6 +105,7 @@ def serve(
         "renew_grace_s",
         "revoke_on_reuse",
         "log_json",
+        "emulator",
     ):
         value = getattr(cfg, name)
         if value is not None:

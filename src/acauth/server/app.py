@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -14,8 +14,9 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from acauth.clock import Clock, SystemClock
-from acauth.config import Settings
+from acauth.clock import Clock, MovableClock, SystemClock
+from acauth.config import ConfigError, Settings
+from acauth.emulator import Emulator
 from acauth.errors import AuthError, MethodNotAllowed, NotFound, StorageUnavailable
 from acauth.logs import get_logger
 from acauth.passwords import PasswordService
@@ -47,6 +48,16 @@ class NormalisePath:
         await self.app(scope, receive, send)
 
 
+class _Wrap:
+    """Adapts a function ``app -> app`` to Starlette's middleware list."""
+
+    def __init__(self, app: ASGIApp, wrap: Callable[[ASGIApp], ASGIApp]) -> None:
+        self._app = wrap(app)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._app(scope, receive, send)
+
+
 def policy_from(settings: Settings) -> Policy:
     return Policy(
         token_lifetime_ms=settings.token_lifetime_s * 1000,
@@ -67,6 +78,13 @@ def create_app(
     extra_routes: list[Route] | None = None,
 ) -> Starlette:
     """Build the service. The store is opened (and migrated) when the app starts."""
+    emulator: Emulator | None = None
+    if settings.emulator:
+        if clock is None:
+            clock = MovableClock()
+        if not isinstance(clock, MovableClock):
+            raise ConfigError("the emulator needs a movable clock")
+        emulator = Emulator(clock, strict=settings.strict_http)
     clock = clock or SystemClock()
     keys = settings.signing_keys()
     rt = Runtime(strict=settings.strict_http, max_header_bytes=settings.max_header_bytes)
@@ -132,13 +150,17 @@ def create_app(
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/docs", docs, methods=["GET"]),
         *(extra_routes or []),
+        *(emulator.routes() if emulator else []),
     ]
     app = Starlette(
         routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error}
     )
     app.router.redirect_slashes = False
+    if emulator is not None:
+        app.add_middleware(_Wrap, wrap=emulator.middleware)
     app.add_middleware(NormalisePath)
     app.state.runtime = rt
+    app.state.emulator = emulator
     return app
 
 

@@ -16,12 +16,13 @@ from acauth.errors import (
     AccountLocked,
     BadCredentials,
     BadTimestamp,
+    PlatformTokenRefused,
+    RegionAccessRemoved,
     RenewalWindowPassed,
     SignatureReplayed,
     TokenReused,
     TokenRevoked,
     VerificationFailed,
-    WrongTokenKind,
 )
 from acauth.keys import SecretBox, sign_request
 from acauth.logs import get_logger
@@ -213,7 +214,7 @@ class AuthService:
         if record.cluster_id != PLATFORM_CLUSTER_ID:
             grant = await self.store.get_grant(account.user_id, int(record.cluster_id))
             if grant is None:
-                raise WrongTokenKind("region access removed")
+                raise RegionAccessRemoved()
             compute_user = grant.compute_user
         if record.successor_jti is not None:
             return await self._renewed_again(record, now, fp)
@@ -275,12 +276,12 @@ class AuthService:
     async def center(self, token: str) -> dict[str, Any]:
         claims = self.verify(token)
         if claims.is_platform:
-            raise WrongTokenKind("platform token not accepted here")
+            raise PlatformTokenRefused()
         cluster_id = int(claims.cluster_id)
         grant = await self.store.get_grant(int(claims.user_id), cluster_id)
         region = await self.store.get_region(cluster_id)
         if grant is None or region is None:
-            raise WrongTokenKind("region access removed")
+            raise RegionAccessRemoved()
         data: dict[str, Any] = {
             "id": region.cluster_id,
             "name": region.name,

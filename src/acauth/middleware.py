@@ -1,0 +1,195 @@
+"""Middleware for third-party services: let a request through only with a valid ``token``.
+
+Verification is remote (``tokens/state`` on the AC server, with a short positive
+cache; refusals are never cached) or local (with the signing secret). The claims
+are attached to the request: ``scope["state"]["acauth_claims"]`` (ASGI; Starlette's
+``request.state.acauth_claims``) or ``environ["acauth.claims"]`` (WSGI).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import orjson
+
+from acauth import tokens
+from acauth.client.aio import AsyncClient
+from acauth.client.protocol import token_call
+from acauth.client.sync import Client
+from acauth.errors import AuthError, MissingParameter, PermissionDenied
+from acauth.tokens import Claims
+from acauth.verify import verify_token
+
+
+class LocalVerifier:
+    """Verify with the secret: signature and expiry (not revocation)."""
+
+    def __init__(self, secret: str | bytes | Sequence[str | bytes]) -> None:
+        self.secret = secret
+
+    def verify(self, token: str) -> Claims:
+        return verify_token(token, self.secret)
+
+    async def averify(self, token: str) -> Claims:
+        return self.verify(token)
+
+
+class RemoteVerifier:
+    """Verify through ``tokens/state``; a positive answer is cached for ``cache_s`` at most."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        cache_s: float = 5.0,
+        timeout: float = 5.0,
+        max_entries: int = 10_000,
+    ) -> None:
+        self.base_url = base_url
+        self.cache_s = cache_s
+        self.timeout = timeout
+        self.max_entries = max_entries
+        self._cache: dict[str, tuple[float, Claims]] = {}
+        self._lock = threading.Lock()
+        self._client: Client | None = None
+        self._aclient: AsyncClient | None = None
+
+    def _cached(self, token: str) -> tuple[str, Claims | None]:
+        key = hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+        hit = self._cache.get(key)
+        now = time.monotonic()
+        if hit is not None and hit[0] > now:
+            return key, hit[1]
+        return key, None
+
+    def _remember(self, key: str, token: str) -> Claims:
+        claims = tokens.unverified_claims(token)
+        # Never beyond the token's own expiry.
+        ttl = min(self.cache_s, claims.expire_ms / 1000 - time.time())
+        with self._lock:
+            if len(self._cache) >= self.max_entries:
+                self._cache.clear()
+            if ttl > 0:
+                self._cache[key] = (time.monotonic() + ttl, claims)
+        return claims
+
+    def verify(self, token: str) -> Claims:
+        key, claims = self._cached(token)
+        if claims is not None:
+            return claims
+        if self._client is None:
+            self._client = Client(self.base_url, timeout=self.timeout)
+        self._client.send(token_call("GET", "tokens/state", token))
+        return self._remember(key, token)
+
+    async def averify(self, token: str) -> Claims:
+        key, claims = self._cached(token)
+        if claims is not None:
+            return claims
+        if self._aclient is None:
+            self._aclient = AsyncClient(self.base_url, timeout=self.timeout)
+        await self._aclient.send(token_call("GET", "tokens/state", token))
+        return self._remember(key, token)
+
+
+Verifier = LocalVerifier | RemoteVerifier
+
+
+def _rejection(err: AuthError) -> bytes:
+    if not isinstance(err, MissingParameter | PermissionDenied) and err.code not in (
+        "10004",
+        "10009",
+    ):
+        err = PermissionDenied(err.msg)
+    return orjson.dumps({"code": err.code or "10008", "msg": err.msg, "data": None})
+
+
+def _token_from(raw: bytes | str | None) -> str:
+    if raw is None:
+        raise MissingParameter("missing header: token")
+    value = raw.decode("latin-1") if isinstance(raw, bytes) else raw
+    value = value.strip()
+    if not value:
+        raise MissingParameter("missing header: token")
+    return value
+
+
+ASGIApp = Callable[[dict[str, Any], Callable[..., Any], Callable[..., Any]], Any]
+
+
+class TokenMiddleware:
+    """ASGI middleware; rejections answer the AC envelope with HTTP 200 (or ``status``)."""
+
+    def __init__(
+        self, app: ASGIApp, verifier: Verifier, *, status: int = 200, exempt: Iterable[str] = ()
+    ) -> None:
+        self.app = app
+        self.verifier = verifier
+        self.status = status
+        self.exempt = frozenset(exempt)
+
+    async def __call__(
+        self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]
+    ) -> None:
+        if scope["type"] != "http" or scope["path"] in self.exempt:
+            await self.app(scope, receive, send)
+            return
+        raw = next((v for k, v in scope["headers"] if k == b"token"), None)
+        try:
+            claims = await self.verifier.averify(_token_from(raw))
+        except AuthError as err:
+            body = _rejection(err)
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": self.status,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
+        scope.setdefault("state", {})["acauth_claims"] = claims
+        await self.app(scope, receive, send)
+
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class WSGITokenMiddleware:
+    """WSGI middleware; the claims are in ``environ["acauth.claims"]``."""
+
+    def __init__(
+        self,
+        app: WSGIApp,
+        verifier: Verifier,
+        *,
+        status: str = "200 OK",
+        exempt: Iterable[str] = (),
+    ) -> None:
+        self.app = app
+        self.verifier = verifier
+        self.status = status
+        self.exempt = frozenset(exempt)
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") in self.exempt:
+            return self.app(environ, start_response)
+        try:
+            environ["acauth.claims"] = self.verifier.verify(_token_from(environ.get("HTTP_TOKEN")))
+        except AuthError as err:
+            body = _rejection(err)
+            start_response(
+                self.status,
+                [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
+            )
+            return [body]
+        return self.app(environ, start_response)
