@@ -18,7 +18,10 @@ def run(*cmd: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize(
     "args",
-    [("check", "src", "tests", "bench"), ("format", "--check", "src", "tests", "bench")],
+    [
+        ("check", "src", "tests", "bench", "examples"),
+        ("format", "--check", "src", "tests", "bench", "examples"),
+    ],
     ids=["lint", "format"],
 )
 def test_ruff(args: tuple[str, ...]) -> None:

@@ -24,7 +24,10 @@ def test_sync_client_end_to_end(acauth_server: LiveServer) -> None:
     with Client(acauth_server.base_url) as client:
         entries = client.get_tokens(c.user, c.password, c.org_id)
         assert [(e.cluster_id, e.cluster_name) for e in entries] == [
-            ("11112", "OpenAPI计算中心"), ("11126", "test中心"), ("0", "ac")]
+            ("11112", "OpenAPI计算中心"),
+            ("11126", "test中心"),
+            ("0", "ac"),
+        ]
         assert entries[-1].is_platform and entries[0].expires_at is not None
         platform, region = entries[-1].token, entries[0].token
         assert platform and region

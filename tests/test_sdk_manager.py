@@ -35,8 +35,14 @@ def _close_managers() -> Iterator[None]:
 
 def manager(server: LiveServer, **kw: object) -> TokenManager:
     c = server.credentials
-    m = TokenManager(server.base_url, user=c.user, password=c.password, org_id=c.org_id,
-                     clock=lambda: server.clock.now_ms() / 1000, **kw)  # type: ignore[arg-type]
+    m = TokenManager(
+        server.base_url,
+        user=c.user,
+        password=c.password,
+        org_id=c.org_id,
+        clock=lambda: server.clock.now_ms() / 1000,
+        **kw,
+    )  # type: ignore[arg-type]
     OPEN.append(m)
     return m
 
@@ -55,8 +61,9 @@ def test_token_is_cached_then_renewed_ahead_of_expiry(acauth_server: LiveServer)
 
 def test_region_tokens_and_key_login(acauth_server: LiveServer) -> None:
     c = acauth_server.credentials
-    m = TokenManager(acauth_server.base_url, user=c.user, access_key=c.access_key,
-                     secret_key=c.secret_key)
+    m = TokenManager(
+        acauth_server.base_url, user=c.user, access_key=c.access_key, secret_key=c.secret_key
+    )
     OPEN.append(m)
     assert tokens.unverified_claims(m.token("11126")).cluster_id == "11126"
     assert m.client.center(m.token("11112")).id == 11112
@@ -104,8 +111,13 @@ def test_single_flight_threads(acauth_server: LiveServer) -> None:
 
 async def test_single_flight_tasks(acauth_server: LiveServer) -> None:
     c = acauth_server.credentials
-    m = AsyncTokenManager(acauth_server.base_url, user=c.user, password=c.password,
-                          org_id=c.org_id, clock=lambda: acauth_server.clock.now_ms() / 1000)
+    m = AsyncTokenManager(
+        acauth_server.base_url,
+        user=c.user,
+        password=c.password,
+        org_id=c.org_id,
+        clock=lambda: acauth_server.clock.now_ms() / 1000,
+    )
     await m.token()
     acauth_server.clock.advance(DAY - 30)
     results = await asyncio.gather(*(m.token() for _ in range(100)))
@@ -138,9 +150,14 @@ def test_processes_sharing_a_cache_renew_once(acauth_server: LiveServer, tmp_pat
     path = tmp_path / "tokens.json"
     manager(acauth_server, cache_path=path).token()
     offset = acauth_server.clock.advance(DAY - 30) / 1000 - __import__("time").time()
-    procs = [subprocess.Popen([sys.executable, "-c", PROCESS, acauth_server.base_url, str(path),
-                               str(offset)], stdout=subprocess.PIPE, text=True)
-             for _ in range(4)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", PROCESS, acauth_server.base_url, str(path), str(offset)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
     outputs = {p.communicate(timeout=60)[0].strip() for p in procs}
     assert all(p.returncode == 0 for p in procs)
     assert len(outputs) == 1

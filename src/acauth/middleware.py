@@ -37,6 +37,12 @@ class LocalVerifier:
     async def averify(self, token: str) -> Claims:
         return self.verify(token)
 
+    def close(self) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        pass
+
 
 class RemoteVerifier:
     """Verify through ``tokens/state``; a positive answer is cached for ``cache_s`` at most."""
@@ -94,6 +100,17 @@ class RemoteVerifier:
             self._aclient = AsyncClient(self.base_url, timeout=self.timeout)
         await self._aclient.send(token_call("GET", "tokens/state", token))
         return self._remember(key, token)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    async def aclose(self) -> None:
+        self.close()
+        if self._aclient is not None:
+            await self._aclient.aclose()
+            self._aclient = None
 
 
 Verifier = LocalVerifier | RemoteVerifier

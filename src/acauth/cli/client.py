@@ -110,8 +110,8 @@ def login(
 @token_app.command("show")
 def token_show(cluster: ClusterOpt = "0", as_json: JsonOpt = False) -> None:
     """Print a valid token (renewed or re-obtained if needed)."""
-    manager = _manager()
-    token = _guard(lambda: manager.token(cluster))
+    with _manager() as manager:
+        token = _guard(lambda: manager.token(cluster))
     if as_json:
         emit_one(
             {
@@ -129,9 +129,9 @@ def token_show(cluster: ClusterOpt = "0", as_json: JsonOpt = False) -> None:
 @token_app.command("renew")
 def token_renew(cluster: ClusterOpt = "0") -> None:
     """Renew the cached token now and print the new one."""
-    manager = _manager()
-    current = _guard(lambda: manager.token(cluster))
-    print(_guard(lambda: manager.refresh(cluster, stale=current)))
+    with _manager() as manager:
+        current = _guard(lambda: manager.token(cluster))
+        print(_guard(lambda: manager.refresh(cluster, stale=current)))
 
 
 @token_app.command("verify")
@@ -140,39 +140,40 @@ def token_verify(
     cluster: ClusterOpt = "0",
 ) -> None:
     """Ask the server whether a token is valid (exit 1 if not)."""
-    manager = _manager()
-    value = token or _guard(lambda: manager.token(cluster))
-    if not _guard(lambda: manager.client.verify(value)):
+    with _manager() as manager:
+        value = token or _guard(lambda: manager.token(cluster))
+        valid = _guard(lambda: manager.client.verify(value))
+    if not valid:
         raise fail("token is not valid")
     console.print("token is valid")
 
 
 def whoami(as_json: JsonOpt = False) -> None:
     """Show the logged-in user's info."""
-    manager = _manager()
-    info = _guard(lambda: manager.client.user_info(manager.token("0")))
+    with _manager() as manager:
+        info = _guard(lambda: manager.client.user_info(manager.token("0")))
     emit_one({k: getattr(info, k) for k in info.__slots__}, as_json=as_json)
 
 
 def regions(as_json: JsonOpt = False) -> None:
     """List the regions of the logged-in user, with their first enabled URLs."""
-    manager = _manager()
-    manager.token("0")
     rows = []
-    for cluster_id in sorted(manager._core.tokens, key=int):
-        if cluster_id == "0":
-            continue
-        token = _guard(lambda cid=cluster_id: manager.token(cid))
-        center = _guard(lambda t=token: manager.client.center(t))
-        rows.append(
-            {
-                "clusterId": cluster_id,
-                "name": center.name,
-                "homePath": center.home_path,
-                "hpc": center.first_enabled("hpc"),
-                "efile": center.first_enabled("efile"),
-                "ai": center.first_enabled("ai"),
-                "expiresAt": _expiry(token),
-            }
-        )
+    with _manager() as manager:
+        _guard(lambda: manager.token("0"))
+        for cluster_id in manager.clusters:
+            if cluster_id == "0":
+                continue
+            token = _guard(lambda cid=cluster_id: manager.token(cid))
+            center = _guard(lambda t=token: manager.client.center(t))
+            rows.append(
+                {
+                    "clusterId": cluster_id,
+                    "name": center.name,
+                    "homePath": center.home_path,
+                    "hpc": center.first_enabled("hpc"),
+                    "efile": center.first_enabled("efile"),
+                    "ai": center.first_enabled("ai"),
+                    "expiresAt": _expiry(token),
+                }
+            )
     emit(rows, as_json=as_json)

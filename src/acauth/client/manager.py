@@ -222,12 +222,23 @@ class TokenManager:
         assert c.password is not None and c.org_id is not None
         return self.client.get_tokens(c.user, c.password, c.org_id)
 
+    @property
+    def clusters(self) -> list[str]:
+        """Cluster ids of the tokens held, regions ascending, platform (``"0"``) last."""
+        return sorted(self._core.tokens, key=lambda c: (c == "0", len(c), c))
+
     def auth(self, cluster_id: str = "0") -> httpx.Auth:
         """An httpx ``auth=`` that sends the ``token`` header and renews on a 10008 answer."""
         return _SyncAuth(self, cluster_id)
 
     def close(self) -> None:
         self.client.close()
+
+    def __enter__(self) -> TokenManager:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class AsyncTokenManager:
@@ -300,6 +311,12 @@ class AsyncTokenManager:
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+    async def __aenter__(self) -> AsyncTokenManager:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
 
 class _SyncAuth(httpx.Auth):

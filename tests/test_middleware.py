@@ -1,0 +1,108 @@
+"""ASGI and WSGI middleware, verifying remotely against the real server or locally."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from acauth.middleware import (
+    LocalVerifier,
+    RemoteVerifier,
+    TokenMiddleware,
+    WSGITokenMiddleware,
+)
+from acauth.testing import TEST_SECRET, LiveServer
+from conftest import login
+from conftest_cli import admin
+
+STATE = "/ac/openapi/v2/tokens/state"
+
+
+async def whoami(request: Request) -> JSONResponse:
+    claims = request.state.acauth_claims
+    return JSONResponse({"user": claims.user, "cluster": claims.cluster_id})
+
+
+def asgi_app(verifier: LocalVerifier | RemoteVerifier) -> Any:
+    return TokenMiddleware(Starlette(routes=[Route("/me", whoami)]), verifier, exempt=["/health"])
+
+
+def wsgi_app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [environ["acauth.claims"].user.encode()]
+
+
+def tokens_of(server: LiveServer) -> dict[str, str]:
+    with httpx.Client(base_url=server.base_url) as c:
+        return login(c)
+
+
+async def test_asgi_remote(acauth_server: LiveServer) -> None:
+    token = tokens_of(acauth_server)["11112"]
+    verifier = RemoteVerifier(acauth_server.base_url, cache_s=0.3)
+    app = asgi_app(verifier)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://svc"
+    ) as c:
+        assert (await c.get("/me", headers={"token": token})).json() == {
+            "user": "demo",
+            "cluster": "11112",
+        }
+        missing = await c.get("/me")
+        assert missing.json() == {"code": "10003", "msg": "missing header: token", "data": None}
+        bad = await c.get("/me", headers={"token": token[:-3] + "abc"})
+        assert bad.json()["code"] == "10008"
+        # A positive answer is cached briefly; a revocation is seen once it lapses.
+        await asyncio.to_thread(admin, acauth_server, "token", "revoke", token)
+        time.sleep(0.1)
+        assert (await c.get("/me", headers={"token": token})).json()["user"] == "demo"
+        time.sleep(0.35)
+        revoked = (await c.get("/me", headers={"token": token})).json()
+        assert revoked == {"code": "10008", "msg": "token revoked", "data": None}
+    await verifier.aclose()
+
+
+async def test_negative_answers_are_not_cached(acauth_server: LiveServer) -> None:
+    token = tokens_of(acauth_server)["0"]
+    acauth_server.faults.add_fault(STATE, code="10008")
+    verifier = RemoteVerifier(acauth_server.base_url, cache_s=60)
+    app = asgi_app(verifier)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://svc"
+    ) as c:
+        assert (await c.get("/me", headers={"token": token})).json()["code"] == "10008"
+        assert (await c.get("/me", headers={"token": token})).json()["user"] == "demo"
+        assert (await c.get("/me", headers={"token": token})).json()["user"] == "demo"
+    await verifier.aclose()
+    assert acauth_server.requests()[STATE] == 2  # the third came from the positive cache
+
+
+async def test_asgi_local(acauth_server: LiveServer) -> None:
+    token = tokens_of(acauth_server)["0"]
+    app = asgi_app(LocalVerifier(TEST_SECRET))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://svc"
+    ) as c:
+        assert (await c.get("/me", headers={"token": token})).json()["cluster"] == "0"
+        assert (await c.get("/me", headers={"token": "x.y.z"})).json()["code"] == "10004"
+    assert STATE not in acauth_server.requests()
+
+
+def test_wsgi_remote_and_local(acauth_server: LiveServer) -> None:
+    token = tokens_of(acauth_server)["0"]
+    for verifier in (RemoteVerifier(acauth_server.base_url), LocalVerifier(TEST_SECRET)):
+        app = WSGITokenMiddleware(wsgi_app, verifier)
+        with httpx.Client(transport=httpx.WSGITransport(app=app), base_url="http://svc") as c:
+            assert c.get("/x", headers={"token": token}).text == "demo"
+            refused = c.get("/x")
+            assert refused.headers["content-type"] == "application/json"
+            assert refused.json()["code"] == "10003"
+        verifier.close()
