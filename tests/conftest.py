@@ -56,3 +56,15 @@ def call(client: httpx.Client, method: str, path: str, **headers: str) -> dict[s
     assert response.headers["content-type"] == "application/json"
     body: dict[str, Any] = response.json()
     return body
+
+
+pytest_plugins = ["pg"]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each test using this runs once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
+    url: str = request.getfixturevalue("pg_url")
+    return url.replace("postgresql://", "postgresql+asyncpg://")

@@ -72,6 +72,17 @@ async def test_migrated_database_equals_the_declared_schema(tmp_path: Path) -> N
     assert "issued_tokens" in migrated and "changes" in migrated
 
 
+async def test_migrated_postgres_equals_the_declared_schema(pg_url: str) -> None:
+    url = pg_url.replace("postgresql://", "postgresql+asyncpg://")
+    migrated = await _migrated_schema(url, times=2)  # twice: idempotent
+    engine = create_engine(url)
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.drop_all)
+        await conn.exec_driver_sql("DROP TABLE alembic_version")
+    await engine.dispose()
+    assert await _created_schema(url) == migrated
+
+
 async def test_migrations_are_idempotent(tmp_path: Path) -> None:
     once = await _migrated_schema(f"sqlite+aiosqlite:///{tmp_path / 'a.db'}")
     twice = await _migrated_schema(f"sqlite+aiosqlite:///{tmp_path / 'b.db'}", times=2)
@@ -93,8 +104,8 @@ def _record(jti: str) -> TokenRecord:
     )
 
 
-async def test_concurrent_renewals_record_one_successor(tmp_path: Path) -> None:
-    store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 's.db'}")
+async def test_concurrent_renewals_record_one_successor(database_url: str) -> None:
+    store = await Store.open(database_url)
     try:
         await store.add_tokens([_record("root")])
         results = await asyncio.gather(
@@ -110,8 +121,8 @@ async def test_concurrent_renewals_record_one_successor(tmp_path: Path) -> None:
         await store.close()
 
 
-async def test_signature_is_accepted_once(tmp_path: Path) -> None:
-    store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 's.db'}")
+async def test_signature_is_accepted_once(database_url: str) -> None:
+    store = await Store.open(database_url)
     try:
         assert await store.use_signature("sig", 1000, 0)
         assert not await store.use_signature("sig", 1000, 10)

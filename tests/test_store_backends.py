@@ -1,0 +1,156 @@
+"""Every store operation, on SQLite and on PostgreSQL (the ``database_url`` fixture)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from acauth.clock import MovableClock
+from acauth.errors import StorageUnavailable, TokenRevoked
+from acauth.models import Org, RegionUrl, TokenRecord
+from acauth.service.admin import AdminService
+from acauth.service.state import VerifyState
+from acauth.store import Conflict, Store
+from acauth.tokens import Claims
+
+KEYS = [b"k" * 32]
+
+
+@pytest.fixture
+async def admin(database_url: str) -> AsyncIterator[AdminService]:
+    store = await Store.open(database_url)
+    yield AdminService(store, KEYS, MovableClock())
+    await store.close()
+
+
+def token(jti: str, user_id: int, expire_ms: int = 10**13) -> TokenRecord:
+    return TokenRecord(
+        jti=jti,
+        user_id=user_id,
+        user_name="u",
+        cluster_id="0",
+        compute_user="u",
+        account_status="Normal",
+        role="1",
+        invoker="o",
+        issued_ms=0,
+        expire_ms=expire_ms,
+    )
+
+
+async def test_orgs(admin: AdminService) -> None:
+    await admin.add_org("o1", "One")
+    with pytest.raises(Conflict):
+        await admin.add_org("o1", "Again")
+    await admin.set_org_enabled("o1", False)
+    assert await admin.store.list_orgs() == [Org("o1", "One", False)]
+    assert await admin.store.disabled_orgs() == {"o1"}
+    with pytest.raises(Conflict):
+        await admin.set_org_enabled("nope", True)
+
+
+async def test_users(admin: AdminService) -> None:
+    alice = await admin.add_user("alice", "pw", user_id=7, full_name="Alice A")
+    assert await admin.store.get_user_by_name("alice") == alice
+    assert await admin.store.next_user_id() == 8
+    with pytest.raises(Conflict):
+        await admin.add_user("alice", "pw2")
+    await admin.set_status("alice", "Owe")
+    assert (await admin.store.get_user(7)).account_status == "Owe"  # type: ignore[union-attr]
+    assert await admin.store.user_statuses() == {7: "Owe"}
+    await admin.delete_user("alice")
+    assert await admin.store.get_user(7) is None
+    with pytest.raises(Conflict):
+        await admin.delete_user("alice")
+
+
+async def test_regions_grants_keys(admin: AdminService) -> None:
+    await admin.add_user("bob", "pw", user_id=9)
+    await admin.add_region(2, "Two")
+    await admin.add_region(1, "One", "first")
+    await admin.set_urls(
+        1, "hpc", [RegionUrl("hpc", "https://a"), RegionUrl("hpc", "https://b", enabled=False)]
+    )
+    await admin.set_urls(1, "hpc", [RegionUrl("hpc", "https://c")])
+    region = await admin.store.get_region(1)
+    assert region is not None and [u.url for u in region.urls] == ["https://c"]
+    await admin.grant("bob", 2, None, None)
+    await admin.grant("bob", 1, "acct", "/home/acct")
+    await admin.grant("bob", 1, "acct2", None)  # re-granting updates
+    grants = await admin.store.grants_for(9)
+    assert [(g.cluster_id, name, g.compute_user) for g, name in grants] == [
+        (1, "One", "acct2"),
+        (2, "Two", "bob"),
+    ]
+    await admin.revoke_grant("bob", 2)
+    assert await admin.store.get_grant(9, 2) is None
+    ak, sk = await admin.create_key("bob", "org")
+    stored = await admin.store.get_access_key(ak)
+    assert stored is not None and sk.encode() not in stored.sealed_secret
+    assert admin.box.open(ak, stored.sealed_secret) == sk
+    await admin.delete_key(ak)
+    assert await admin.store.list_access_keys() == []
+
+
+async def test_lockout_counts(admin: AdminService) -> None:
+    store = admin.store
+    for i in range(1, 4):
+        lock = await store.record_failure("x", 1000, threshold=3, base_ms=500, max_ms=2000)
+        assert lock.failures == i
+    assert lock.locked_until_ms == 1500
+    lock = await store.record_failure("x", 1000, threshold=3, base_ms=500, max_ms=2000)
+    assert lock.locked_until_ms == 2000
+    await store.clear_failures("x")
+    assert await store.get_lockout("x") is None
+
+
+async def test_revocations_reach_the_verify_state(admin: AdminService) -> None:
+    store = admin.store
+    user = await admin.add_user("carol", "pw", user_id=11)
+    await store.add_tokens([token("a", 11), token("b", 11), token("c", 11)])
+    state = VerifyState(store, admin.clock)
+    await state.load()
+    claims = Claims("u", "Normal", "1", 10**13, "0", "o", "carol", "11", "a")
+    state.check(claims)
+    assert await store.revoke_token("a", 5)
+    assert not await store.revoke_token("a", 6)  # already
+    assert await state.refresh() == 1
+    with pytest.raises(TokenRevoked):
+        state.check(claims)
+    assert await store.revoke_user_tokens(user.user_id, 7) == 2
+    await state.refresh()
+    assert set(state.revoked) == {"a", "b", "c"}
+
+
+async def test_chain_revocation(admin: AdminService) -> None:
+    store = admin.store
+    await store.add_tokens([token("root", 1)])
+    await store.renew_token("root", _child("child", "root", "root"), 1)
+    await store.renew_token("child", _child("grand", "child", "root"), 2)
+    assert await store.revoke_chain("root", 3) == 3
+    for jti in ("root", "child", "grand"):
+        rec = await store.get_token(jti)
+        assert rec is not None and rec.revoked_ms == 3
+
+
+def _child(jti: str, parent: str, root: str) -> TokenRecord:
+    return TokenRecord(
+        jti=jti,
+        user_id=1,
+        user_name="u",
+        cluster_id="0",
+        compute_user="u",
+        account_status="Normal",
+        role="1",
+        invoker="o",
+        issued_ms=0,
+        expire_ms=10**13,
+        parent_jti=parent,
+        root_jti=root,
+    )
+
+
+async def test_unreachable_postgres_is_storage_unavailable() -> None:
+    with pytest.raises(StorageUnavailable):
+        await Store.open("postgresql+asyncpg://postgres@127.0.0.1:1/none", timeout_s=1)
