@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -122,7 +123,17 @@ def create_app(
         try:
             await svc.store.ping()
         except StorageUnavailable as err:
-            return Response(error_response(err, strict=True).body, status_code=503, media_type=JSON)
+            # Verification goes on from memory; say how old that knowledge is.
+            body = {
+                "code": err.code,
+                "msg": err.msg,
+                "data": {
+                    "status": "degraded",
+                    "store": "unavailable",
+                    "stateStaleMs": svc.state.stale_ms,
+                },
+            }
+            return Response(orjson.dumps(body), status_code=503, media_type=JSON)
         return ok({"status": "ok", "store": "ok", "stateStaleMs": svc.state.stale_ms})
 
     openapi_bytes = OPENAPI_PATH.read_bytes()

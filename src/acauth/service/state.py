@@ -110,12 +110,19 @@ class VerifyState:
 
     async def _follow(self, interval_s: float) -> None:
         rounds = 0
+        healthy = True
         while True:
             await asyncio.sleep(interval_s)
             try:
                 await self.refresh()
             except AuthError as exc:
-                log.warning("state.refresh_failed", error=exc.msg, stale_ms=self.stale_ms)
+                if healthy:  # log the transitions, not every failed round
+                    log.warning("state.store_unreachable", error=exc.msg)
+                healthy = False
+            else:
+                if not healthy:
+                    log.info("state.store_back", was_stale_ms=self.stale_ms)
+                healthy = True
             rounds += 1
             if rounds % 2400 == 0:
                 self.prune()
