@@ -163,6 +163,20 @@ def test_hostile_tokens_are_refused(token: str, error: type[Exception]) -> None:
         tokens.decode(token, [KEY], now_ms=0)
 
 
+def test_non_canonical_base64_is_refused() -> None:
+    # The last character of a 32-byte signature carries 2 unused bits: flipping them
+    # decodes to the same bytes, but it is another string for the same token.
+    token = tokens.encode(sample(), KEY)
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    last = token[-1]
+    twin = token[:-1] + alphabet[alphabet.index(last) ^ 1]
+    assert base64.urlsafe_b64decode(twin.split(".")[2] + "=") == base64.urlsafe_b64decode(
+        token.split(".")[2] + "="
+    )
+    with pytest.raises(MalformedToken):
+        tokens.decode(twin, [KEY])
+
+
 def test_tampered_payload_is_refused() -> None:
     head, _, sig = tokens.encode(sample(), KEY).split(".")
     forged = _b64(json.dumps(sample(user="root").to_payload(), separators=(",", ":")).encode())

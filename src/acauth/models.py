@@ -113,3 +113,14 @@ class Change:
 class Lockout:
     failures: int
     locked_until_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One audit record. ``subject`` names a token by fingerprint, never whole."""
+
+    at_ms: int
+    kind: str
+    user: str
+    subject: str = ""
+    detail: dict[str, object] = field(default_factory=dict)

@@ -90,9 +90,13 @@ def _b64decode(seg: bytes) -> bytes:
     if len(seg) % 4 == 1:
         raise MalformedToken()
     try:
-        return base64.urlsafe_b64decode(seg + b"=" * (-len(seg) % 4))
+        raw = base64.urlsafe_b64decode(seg + b"=" * (-len(seg) % 4))
     except (binascii.Error, ValueError) as exc:
         raise MalformedToken() from exc
+    # Only the canonical spelling: otherwise one token has several valid strings.
+    if _b64encode(raw) != seg:
+        raise MalformedToken()
+    return raw
 
 
 _B64URL_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"

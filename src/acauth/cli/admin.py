@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
 from typing import Annotated
 
+import orjson
 import typer
 
-from acauth.cli.output import console, emit, emit_one, with_admin
+from acauth.cli.output import console, emit, emit_one, fail, with_admin
 from acauth.models import RegionUrl
 from acauth.service.admin import AdminService
 
@@ -294,3 +297,63 @@ def token_revoke_user(user: str) -> None:
     """Revoke every live token of USER."""
     count = with_admin(lambda a: a.revoke_user(user))
     console.print(f"{count} token(s) of {user} revoked")
+
+
+# -- audit -----------------------------------------------------------------------
+
+audit_app = typer.Typer(help="The audit log.", invoke_without_command=True)
+
+
+def parse_when(value: str | None) -> int | None:
+    """An ISO 8601 time, epoch milliseconds, or an age such as 30m, 12h, 7d."""
+    if not value:
+        return None
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+    if value[-1] in units and value[:-1].isdigit():
+        return int(time.time() * 1000) - int(value[:-1]) * units[value[-1]] * 1000
+    if value.isdigit():
+        return int(value)
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise fail(f"not a time: {value} (ISO 8601, epoch ms, or 30m/12h/7d)") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return int(when.timestamp() * 1000)
+
+
+@audit_app.callback()
+def audit_list(
+    user: Annotated[str | None, typer.Option(help="Only this user.")] = None,
+    kind: Annotated[
+        str | None, typer.Option(help="Kind or prefix: login, token.reuse, admin…")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="From: ISO time, epoch ms, or 1h/7d ago.")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="Until (exclusive).")] = None,
+    limit: Annotated[int, typer.Option(min=1)] = 100,
+    as_json: JsonOpt = False,
+) -> None:
+    """List audit records, newest first."""
+    since_ms, until_ms = parse_when(since), parse_when(until)
+    entries = with_admin(
+        lambda a: a.store.list_audit(
+            user=user, kind=kind, since_ms=since_ms, until_ms=until_ms, limit=limit
+        )
+    )
+    emit(
+        [
+            {
+                "at": datetime.fromtimestamp(e.at_ms / 1000, tz=UTC).isoformat(
+                    timespec="milliseconds"
+                ),
+                "kind": e.kind,
+                "user": e.user,
+                "subject": e.subject,
+                "detail": e.detail if as_json else orjson.dumps(e.detail).decode(),
+            }
+            for e in entries
+        ],
+        as_json=as_json,
+    )

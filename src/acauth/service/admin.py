@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import getpass
+import os
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -9,12 +11,28 @@ from acauth import tokens
 from acauth.clock import Clock
 from acauth.errors import InvalidParameter
 from acauth.keys import SecretBox, new_access_key, new_secret_key
-from acauth.logs import get_logger
-from acauth.models import URL_KINDS, AccessKey, AccountStatus, Grant, Org, Region, RegionUrl, User
+from acauth.models import (
+    URL_KINDS,
+    AccessKey,
+    AccountStatus,
+    AuditEntry,
+    Grant,
+    Org,
+    Region,
+    RegionUrl,
+    User,
+)
 from acauth.passwords import hash_password
+from acauth.service import audit
 from acauth.store import Conflict, Store
 
-log = get_logger("acauth.admin")
+
+def _actor() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid:{os.getuid()}"
+
 
 STATUSES = tuple(s.value for s in AccountStatus)
 
@@ -32,6 +50,12 @@ class AdminService:
         self.keys = keys
         self.clock = clock
         self.box = SecretBox(keys)
+        self.actor = _actor()
+
+    async def _audit(self, event_kind: str, /, *, user: str = "", **detail: object) -> None:
+        e = AuditEntry(self.clock.now_ms(), event_kind, user, "", {"actor": self.actor, **detail})
+        await self.store.add_audit(e)
+        audit.emit(e)
 
     async def _user(self, name: str) -> User:
         user = await self.store.get_user_by_name(name)
@@ -43,12 +67,12 @@ class AdminService:
     async def add_org(self, org_id: str, name: str) -> Org:
         org = Org(org_id=org_id, name=name or org_id, enabled=True)
         await self.store.add_org(org, self.clock.now_ms())
-        log.info("admin.org_added", org=org_id)
+        await self._audit("admin.org_added", org=org_id)
         return org
 
     async def set_org_enabled(self, org_id: str, enabled: bool) -> None:
         await self.store.set_org_enabled(org_id, enabled, self.clock.now_ms())
-        log.info("admin.org_changed", org=org_id, enabled=enabled)
+        await self._audit("admin.org_changed", org=org_id, enabled=enabled)
 
     # users
     async def add_user(
@@ -76,7 +100,7 @@ class AdminService:
         extra: dict[str, Any] = {k: v for k, v in profile.items() if v is not None}
         user = replace(user, **extra)
         await self.store.add_user(user, self.clock.now_ms())
-        log.info("admin.user_added", user=name, user_id=uid)
+        await self._audit("admin.user_added", user=name, user_id=uid)
         return user
 
     async def show_user(self, name: str) -> UserView:
@@ -92,7 +116,7 @@ class AdminService:
             raise InvalidParameter(f"status must be one of {', '.join(STATUSES)}")
         user = await self._user(name)
         await self.store.update_user(user.user_id, self.clock.now_ms(), account_status=status)
-        log.info("admin.user_status", user=name, status=status)
+        await self._audit("admin.user_status", user=name, status=status)
 
     async def set_password(self, name: str, password: str) -> None:
         if not password:
@@ -102,25 +126,25 @@ class AdminService:
             user.user_id, self.clock.now_ms(), password_hash=hash_password(password)
         )
         await self.store.clear_failures(name)
-        log.info("admin.user_password", user=name)
+        await self._audit("admin.user_password", user=name)
 
     async def delete_user(self, name: str) -> None:
         user = await self._user(name)
         await self.store.delete_user(user.user_id, self.clock.now_ms())
-        log.info("admin.user_deleted", user=name)
+        await self._audit("admin.user_deleted", user=name)
 
     # regions and grants
     async def add_region(self, cluster_id: int, name: str, description: str = "") -> Region:
         region = Region(cluster_id=cluster_id, name=name, description=description)
         await self.store.add_region(region)
-        log.info("admin.region_added", cluster_id=cluster_id)
+        await self._audit("admin.region_added", cluster_id=cluster_id)
         return region
 
     async def set_urls(self, cluster_id: int, kind: str, urls: list[RegionUrl]) -> None:
         if kind not in URL_KINDS:
             raise InvalidParameter(f"kind must be one of {', '.join(URL_KINDS)}")
         await self.store.set_region_urls(cluster_id, kind, urls)
-        log.info("admin.region_urls", cluster_id=cluster_id, kind=kind, count=len(urls))
+        await self._audit("admin.region_urls", cluster_id=cluster_id, kind=kind, count=len(urls))
 
     async def grant(
         self, name: str, cluster_id: int, compute_user: str | None, home_path: str | None
@@ -129,13 +153,13 @@ class AdminService:
         cu = compute_user or user.name
         g = Grant(user.user_id, cluster_id, cu, home_path or f"/public/home/{cu}")
         await self.store.grant(g, self.clock.now_ms())
-        log.info("admin.grant_added", user=name, cluster_id=cluster_id)
+        await self._audit("admin.grant_added", user=name, cluster_id=cluster_id)
         return g
 
     async def revoke_grant(self, name: str, cluster_id: int) -> None:
         user = await self._user(name)
         await self.store.revoke_grant(user.user_id, cluster_id, self.clock.now_ms())
-        log.info("admin.grant_removed", user=name, cluster_id=cluster_id)
+        await self._audit("admin.grant_removed", user=name, cluster_id=cluster_id)
 
     # access keys
     async def create_key(
@@ -158,12 +182,12 @@ class AdminService:
                 created_ms=self.clock.now_ms(),
             )
         )
-        log.info("admin.key_created", user=name, access_key=ak)
+        await self._audit("admin.key_created", user=name, access_key=ak)
         return ak, sk
 
     async def delete_key(self, access_key: str) -> None:
         await self.store.delete_access_key(access_key)
-        log.info("admin.key_deleted", access_key=access_key)
+        await self._audit("admin.key_deleted", access_key=access_key)
 
     # revocation
     async def revoke_token(self, token_or_jti: str) -> bool:
@@ -171,11 +195,11 @@ class AdminService:
         if "." in token_or_jti:
             jti = tokens.decode(token_or_jti, self.keys).jti
         done = await self.store.revoke_token(jti, self.clock.now_ms())
-        log.info("admin.token_revoked", jti=jti, changed=done)
+        await self._audit("admin.token_revoked", jti=jti, changed=done)
         return done
 
     async def revoke_user(self, name: str) -> int:
         user = await self._user(name)
         count = await self.store.revoke_user_tokens(user.user_id, self.clock.now_ms())
-        log.info("admin.user_tokens_revoked", user=name, count=count)
+        await self._audit("admin.user_tokens_revoked", user=name, count=count)
         return count

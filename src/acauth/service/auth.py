@@ -25,14 +25,12 @@ from acauth.errors import (
     VerificationFailed,
 )
 from acauth.keys import SecretBox, sign_request
-from acauth.logs import get_logger
-from acauth.models import URL_KINDS, TokenRecord, User
+from acauth.models import URL_KINDS, AuditEntry, TokenRecord, User
 from acauth.passwords import PasswordService
+from acauth.service import audit
 from acauth.service.state import VerifyState
 from acauth.store import Store
 from acauth.tokens import PLATFORM_CLUSTER_ID, PLATFORM_CLUSTER_NAME, Claims
-
-log = get_logger("acauth.auth")
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +77,7 @@ class AuthService:
         now = self.clock.now_ms()
         lock = await self.store.get_lockout(user)
         if lock is not None and lock.locked_until_ms > now:
-            log.info("login.locked", user=user)
+            await self._audit(audit.entry(self.clock, "login.locked", user=user))
             raise AccountLocked()
         account = await self.store.get_user_by_name(user)
         org = await self.store.get_org(org_id)
@@ -87,12 +85,21 @@ class AuthService:
         ok = await self.passwords.check(account.password_hash if account else None, password)
         if not ok or account is None or org is None or not org.enabled:
             p = self.policy
+            failed = audit.entry(self.clock, "login.failed", user=user, method="password")
             lock = await self.store.record_failure(
-                user, now, p.lockout_threshold, p.lockout_base_ms, p.lockout_max_ms
+                user, now, p.lockout_threshold, p.lockout_base_ms, p.lockout_max_ms, failed
             )
-            log.info(
-                "login.failed", user=user, failures=lock.failures, locked=lock.locked_until_ms > now
-            )
+            audit.emit(failed)
+            if lock.locked_until_ms > now:
+                await self._audit(
+                    audit.entry(
+                        self.clock,
+                        "login.lockout",
+                        user=user,
+                        failures=lock.failures,
+                        until_ms=lock.locked_until_ms,
+                    )
+                )
             raise BadCredentials()
         if lock is not None:
             await self.store.clear_failures(user)
@@ -110,17 +117,17 @@ class AuthService:
         key = await self.store.get_access_key(access_key)
         account = await self.store.get_user_by_name(user)
         if key is None or account is None or key.user_id != account.user_id:
-            log.info("login.failed", user=user, method="key")
+            await self._key_failure(user, "unknown key")
             raise BadCredentials()
         expected = sign_request(
             self.box.open(key.access_key, key.sealed_secret), access_key, timestamp, user
         )
         if not hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace")):
-            log.info("login.failed", user=user, method="key")
+            await self._key_failure(user, "bad signature")
             raise BadCredentials()
         expires = ts_ms + self.policy.timestamp_window_ms + 1000
         if not await self.store.use_signature(signature, expires, now):
-            log.warning("login.replay", user=user)
+            await self._key_failure(user, "replayed signature", kind="login.replay")
             raise SignatureReplayed()
         if key.org_id:
             org = await self.store.get_org(key.org_id)
@@ -128,26 +135,41 @@ class AuthService:
                 raise BadCredentials()
         return await self._issue(account, invoker=key.org_id, method="key")
 
+    async def _key_failure(self, user: str, reason: str, kind: str = "login.failed") -> None:
+        await self._audit(audit.entry(self.clock, kind, user=user, method="key", reason=reason))
+
+    async def _audit(self, e: AuditEntry) -> None:
+        await self.store.add_audit(e)
+        audit.emit(e)
+
     async def _issue(self, account: User, *, invoker: str, method: str) -> list[IssuedToken]:
         grants = await self.store.grants_for(account.user_id)
         entries = [(str(g.cluster_id), name, g.compute_user) for g, name in grants]
         entries.append((PLATFORM_CLUSTER_ID, PLATFORM_CLUSTER_NAME, account.name))
         if account.disabled:
-            log.info("login.disabled", user=account.name, method=method)
+            await self._audit(
+                audit.entry(self.clock, "login.disabled", user=account.name, method=method)
+            )
             return [IssuedToken(cid, name, None) for cid, name, _ in entries]
         now = self.clock.now_ms()
         records = [self._record(account, cid, cu, invoker, now) for cid, _, cu in entries]
-        await self.store.add_tokens(records)
         issued = [
             IssuedToken(cid, name, self._encode(rec))
             for (cid, name, _), rec in zip(entries, records, strict=True)
         ]
-        log.info(
+        fps = [tokens.fingerprint(i.token) for i in issued if i.token]
+        done = audit.entry(
+            self.clock,
             "login.ok",
             user=account.name,
+            subject=fps[-1],
             method=method,
-            tokens=[tokens.fingerprint(i.token) for i in issued if i.token],
+            invoker=invoker,
+            tokens=fps,
         )
+        # Recorded (with its audit entry) before anything is returned.
+        await self.store.add_tokens(records, done)
+        audit.emit(done)
         return issued
 
     def _record(
@@ -221,14 +243,19 @@ class AuthService:
         successor = self._record(
             account, record.cluster_id, compute_user, record.invoker, now, parent=record
         )
-        earlier = await self.store.renew_token(record.jti, successor, now)
+        new_token = self._encode(successor)
+        done = audit.entry(
+            self.clock,
+            "token.renewed",
+            user=account.name,
+            subject=fp,
+            successor=tokens.fingerprint(new_token),
+        )
+        earlier = await self.store.renew_token(record.jti, successor, now, done)
         if earlier is not None:
             # A concurrent renewal won the race a moment ago: answer with its successor.
-            successor = earlier
-        new_token = self._encode(successor)
-        log.info(
-            "token.renewed", token=fp, successor=tokens.fingerprint(new_token), user=account.name
-        )
+            return self._encode(earlier)
+        audit.emit(done)
         return new_token
 
     async def _renewed_again(self, record: TokenRecord, now: int, fp: str) -> str:
@@ -237,10 +264,18 @@ class AuthService:
             successor = await self.store.get_token(record.successor_jti)
             if successor is not None and successor.revoked_ms is None:
                 return self._encode(successor)
-        log.warning("token.reuse", token=fp, user=record.user_name)
+        await self._audit(audit.entry(self.clock, "token.reuse", user=record.user_name, subject=fp))
         if self.policy.revoke_on_reuse:
             revoked = await self.store.revoke_chain(record.root_jti or record.jti, now)
-            log.warning("token.chain_revoked", token=fp, revoked=revoked)
+            await self._audit(
+                audit.entry(
+                    self.clock,
+                    "token.chain_revoked",
+                    user=record.user_name,
+                    subject=fp,
+                    revoked=revoked,
+                )
+            )
         raise TokenReused()
 
     # -- verify -------------------------------------------------------------------

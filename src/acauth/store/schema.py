@@ -148,3 +148,17 @@ changes = Table(
     Column("subject", String(255), nullable=False),
     Column("at_ms", BigInteger, nullable=False),
 )
+
+audit = Table(
+    "audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at_ms", BigInteger, nullable=False),
+    Column("kind", String(48), nullable=False),
+    Column("user", String(255), nullable=False),
+    Column("subject", String(255), nullable=False),
+    Column("detail", Text, nullable=False),
+    Index("ix_audit_at", "at_ms"),
+    Index("ix_audit_user_at", "user", "at_ms"),
+    Index("ix_audit_kind_at", "kind", "at_ms"),
+)

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+import orjson
 from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from acauth.models import (
     AccessKey,
+    AuditEntry,
     Change,
     Grant,
     Lockout,
@@ -89,6 +91,50 @@ class Store:
                 .limit(limit)
             )
             return [Change(seq=r.seq, kind=r.kind, subject=r.subject) for r in rows]
+
+    # -- audit ----------------------------------------------------------------
+
+    @staticmethod
+    async def _audit(conn: AsyncConnection, entry: AuditEntry | None) -> None:
+        if entry is not None:
+            await conn.execute(
+                insert(t.audit).values(
+                    at_ms=entry.at_ms,
+                    kind=entry.kind,
+                    user=entry.user,
+                    subject=entry.subject,
+                    detail=orjson.dumps(entry.detail).decode(),
+                )
+            )
+
+    async def add_audit(self, entry: AuditEntry) -> None:
+        async with self._tx() as conn:
+            await self._audit(conn, entry)
+
+    async def list_audit(
+        self,
+        *,
+        user: str | None = None,
+        kind: str | None = None,
+        since_ms: int | None = None,
+        until_ms: int | None = None,
+        limit: int = 100,
+    ) -> list[AuditEntry]:
+        """Newest first."""
+        q = select(t.audit).order_by(t.audit.c.at_ms.desc(), t.audit.c.id.desc()).limit(limit)
+        if user is not None:
+            q = q.where(t.audit.c.user == user)
+        if kind is not None:
+            q = q.where(t.audit.c.kind.startswith(kind, autoescape=True))
+        if since_ms is not None:
+            q = q.where(t.audit.c.at_ms >= since_ms)
+        if until_ms is not None:
+            q = q.where(t.audit.c.at_ms < until_ms)
+        async with self._read() as conn:
+            return [
+                AuditEntry(r.at_ms, r.kind, r.user, r.subject, orjson.loads(r.detail))
+                for r in await conn.execute(q)
+            ]
 
     # -- orgs ---------------------------------------------------------------
 
@@ -409,7 +455,13 @@ class Store:
         return Lockout(r.failures, r.locked_until_ms) if r else None
 
     async def record_failure(
-        self, name: str, now_ms: int, threshold: int, base_ms: int, max_ms: int
+        self,
+        name: str,
+        now_ms: int,
+        threshold: int,
+        base_ms: int,
+        max_ms: int,
+        audit: AuditEntry | None = None,
     ) -> Lockout:
         """Count one failed login; past ``threshold`` failures lock with exponential back-off."""
         async with self._tx() as conn:
@@ -431,6 +483,7 @@ class Store:
                     .where(t.login_failures.c.name == name)
                     .values(locked_until_ms=locked_until)
                 )
+            await self._audit(conn, audit)
             # Forget names that have been quiet for a day, so the table cannot grow unbounded.
             await conn.execute(
                 delete(t.login_failures).where(t.login_failures.c.updated_ms < now_ms - 86_400_000)
@@ -467,11 +520,15 @@ class Store:
     def _token_values(rec: TokenRecord) -> dict[str, Any]:
         return {f: getattr(rec, f) for f in TokenRecord.__slots__}
 
-    async def add_tokens(self, records: Sequence[TokenRecord]) -> None:
-        if not records:
-            return
+    async def add_tokens(
+        self, records: Sequence[TokenRecord], audit: AuditEntry | None = None
+    ) -> None:
         async with self._tx() as conn:
-            await conn.execute(insert(t.issued_tokens), [self._token_values(r) for r in records])
+            if records:
+                await conn.execute(
+                    insert(t.issued_tokens), [self._token_values(r) for r in records]
+                )
+            await self._audit(conn, audit)
 
     async def get_token(self, jti: str) -> TokenRecord | None:
         async with self._read() as conn:
@@ -481,7 +538,7 @@ class Store:
         return self._token(r) if r else None
 
     async def renew_token(
-        self, old_jti: str, successor: TokenRecord, now_ms: int
+        self, old_jti: str, successor: TokenRecord, now_ms: int, audit: AuditEntry | None = None
     ) -> TokenRecord | None:
         """Atomically make ``successor`` the one successor of ``old_jti``.
 
@@ -496,6 +553,7 @@ class Store:
             )
             if res.rowcount == 1:
                 await conn.execute(insert(t.issued_tokens).values(**self._token_values(successor)))
+                await self._audit(conn, audit)
                 return None
         async with self._read() as conn:
             r = (
