@@ -107,6 +107,7 @@ class Change:
     seq: int
     kind: str
     subject: str
+    at_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -275,6 +275,13 @@ def key_list(
     emit(with_admin(go), as_json=as_json)
 
 
+@key_app.command("reseal")
+def key_reseal() -> None:
+    """Re-encrypt all secret keys under the first secret (step 2 of a secret rotation)."""
+    count = with_admin(lambda a: a.reseal_keys())
+    console.print(f"{count} secret key(s) resealed")
+
+
 @key_app.command("delete")
 def key_delete(access_key: str) -> None:
     """Delete an access key."""

@@ -110,6 +110,9 @@ def serve(
         value = getattr(cfg, name)
         if value is not None:
             os.environ[f"ACAUTH_{name.upper()}"] = str(value)
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Each worker writes its metrics here; /metrics on any worker sums them.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="acauth-metrics-")
     console.print(
         f"serving on http://{host}:{port} ({cfg.resolved_database_url.split(':')[0]})",
         markup=False,

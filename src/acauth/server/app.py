@@ -20,6 +20,7 @@ from acauth.config import ConfigError, Settings
 from acauth.emulator import Emulator
 from acauth.errors import AuthError, MethodNotAllowed, NotFound, StorageUnavailable
 from acauth.logs import get_logger
+from acauth.metrics import render
 from acauth.passwords import PasswordService
 from acauth.server.docs import render_docs
 from acauth.server.envelope import JSON, error_response, ok
@@ -138,6 +139,10 @@ def create_app(
 
     openapi_bytes = OPENAPI_PATH.read_bytes()
 
+    async def metrics(request: Request) -> Response:
+        body, content_type = render()
+        return Response(body, media_type=content_type)
+
     async def openapi(request: Request) -> Response:
         return Response(openapi_bytes, media_type=JSON)
 
@@ -159,6 +164,7 @@ def create_app(
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
         Route("/docs", docs, methods=["GET"]),
         *(extra_routes or []),
         *(emulator.routes() if emulator else []),

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -11,6 +13,7 @@ from starlette.routing import Route
 
 from acauth.errors import AuthError, InternalError
 from acauth.logs import get_logger
+from acauth.metrics import LATENCY, REQUESTS
 from acauth.server.envelope import JSON, envelope, error_response, ok, read_headers
 from acauth.service.auth import AuthService, IssuedToken
 
@@ -37,17 +40,34 @@ class Runtime:
         return self.service
 
 
-def guarded(rt: Runtime, fn: Handler) -> Handler:
-    """Every error becomes the envelope; nothing escapes as a stack trace or a 500 page."""
+def guarded(rt: Runtime, path: str, fn: Handler) -> Handler:
+    """Every error becomes the envelope; nothing escapes as a stack trace or a 500 page.
+
+    Also counts the answer by AC code and times it.
+    """
+    latency = LATENCY.labels(path)
+    counters: dict[str, Any] = {}
+
+    def count(code: str) -> None:
+        counter = counters.get(code)
+        if counter is None:
+            counter = counters[code] = REQUESTS.labels(path, code)
+        counter.inc()
 
     async def endpoint(request: Request) -> Response:
+        start = time.perf_counter()
         try:
-            return await fn(request)
+            response = await fn(request)
+            count("0")
         except AuthError as err:
-            return error_response(err, strict=rt.strict)
+            response = error_response(err, strict=rt.strict)
+            count(err.code)
         except Exception as exc:
-            log.error("request.failed", path=request.url.path, error=type(exc).__name__)
-            return error_response(InternalError(), strict=rt.strict)
+            log.error("request.failed", path=path, error=type(exc).__name__)
+            response = error_response(InternalError(), strict=rt.strict)
+            count(InternalError.code)
+        latency.observe(time.perf_counter() - start)
+        return response
 
     return endpoint
 
@@ -95,4 +115,4 @@ def ac_routes(rt: Runtime) -> list[Route]:
         (f"{BASE}/user", user, "GET"),
         (f"{BASE}/center", center, "GET"),
     ]
-    return [Route(path, guarded(rt, fn), methods=[method]) for path, fn, method in table]
+    return [Route(path, guarded(rt, path, fn), methods=[method]) for path, fn, method in table]

@@ -185,6 +185,15 @@ class AdminService:
         await self._audit("admin.key_created", user=name, access_key=ak)
         return ak, sk
 
+    async def reseal_keys(self) -> int:
+        """Re-encrypt every secret key under the first configured secret (after a rotation)."""
+        keys = await self.store.list_access_keys()
+        for key in keys:
+            sk = self.box.open(key.access_key, key.sealed_secret)
+            await self.store.reseal_access_key(key.access_key, self.box.seal(key.access_key, sk))
+        await self._audit("admin.keys_resealed", count=len(keys))
+        return len(keys)
+
     async def delete_key(self, access_key: str) -> None:
         await self.store.delete_access_key(access_key)
         await self._audit("admin.key_deleted", access_key=access_key)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from acauth.clock import Clock
 from acauth.logs import get_logger
+from acauth.metrics import EVENTS
 from acauth.models import AuditEntry
 
 log = get_logger("acauth.audit")
@@ -21,3 +22,4 @@ def emit(e: AuditEntry) -> None:
     """The log line of an entry the store has kept."""
     fields = {"user": e.user, **({"subject": e.subject} if e.subject else {}), **e.detail}
     (log.warning if e.kind in WARN_KINDS else log.info)(e.kind, **fields)
+    EVENTS.labels(e.kind).inc()

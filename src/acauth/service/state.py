@@ -15,6 +15,7 @@ import contextlib
 from acauth.clock import Clock
 from acauth.errors import AccountDisabledToken, AuthError, TokenRevoked
 from acauth.logs import get_logger
+from acauth.metrics import PROPAGATION
 from acauth.models import AccountStatus, Change
 from acauth.store import Store
 from acauth.tokens import Claims
@@ -67,6 +68,7 @@ class VerifyState:
         for change in changes:
             await self._apply(change, now)
             self.seq = change.seq
+            PROPAGATION.observe(max(0, self._clock.now_ms() - change.at_ms) / 1000)
         self.last_sync_ms = now
         return len(changes)
 

@@ -85,12 +85,12 @@ class Store:
     async def changes_since(self, seq: int, limit: int = 10_000) -> list[Change]:
         async with self._read() as conn:
             rows = await conn.execute(
-                select(t.changes.c.seq, t.changes.c.kind, t.changes.c.subject)
+                select(t.changes.c.seq, t.changes.c.kind, t.changes.c.subject, t.changes.c.at_ms)
                 .where(t.changes.c.seq > seq)
                 .order_by(t.changes.c.seq)
                 .limit(limit)
             )
-            return [Change(seq=r.seq, kind=r.kind, subject=r.subject) for r in rows]
+            return [Change(r.seq, r.kind, r.subject, r.at_ms) for r in rows]
 
     # -- audit ----------------------------------------------------------------
 
@@ -424,6 +424,14 @@ class Store:
                 AccessKey(r.access_key, r.user_id, r.org_id, r.sealed_secret, r.created_ms)
                 for r in await conn.execute(q)
             ]
+
+    async def reseal_access_key(self, access_key: str, sealed: bytes) -> None:
+        async with self._tx() as conn:
+            await conn.execute(
+                update(t.access_keys)
+                .where(t.access_keys.c.access_key == access_key)
+                .values(sealed_secret=sealed)
+            )
 
     async def delete_access_key(self, access_key: str) -> None:
         async with self._tx() as conn:
