@@ -24,7 +24,7 @@ from acauth.metrics import render
 from acauth.passwords import PasswordService
 from acauth.server.docs import render_docs
 from acauth.server.envelope import JSON, error_response, ok
-from acauth.server.routes import Runtime, ac_routes
+from acauth.server.routes import STATE, Runtime, ac_routes, fast_state
 from acauth.service.auth import AuthService, Policy
 from acauth.service.state import VerifyState
 from acauth.store import Store
@@ -35,11 +35,17 @@ OPENAPI_PATH = Path(__file__).with_name("openapi.json")
 _SLASHES = re.compile(r"/{2,}")
 
 
-class NormalisePath:
-    """Serve ``//a//b/`` as ``/a/b``, in place: a redirected POST would become a GET."""
+class FrontDoor:
+    """The outermost layer: normalise the path, and answer the hot path directly.
 
-    def __init__(self, app: ASGIApp) -> None:
+    ``//a//b/`` is served as ``/a/b``, in place (a redirected POST would become a
+    GET). ``GET tokens/state`` goes straight to its bare handler; everything else
+    to the Starlette app.
+    """
+
+    def __init__(self, app: ASGIApp, fast: dict[str, ASGIApp] | None = None) -> None:
         self.app = app
+        self.fast = fast or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -47,6 +53,11 @@ class NormalisePath:
             if "//" in path or (len(path) > 1 and path.endswith("/")):
                 path = _SLASHES.sub("/", path).rstrip("/") or "/"
                 scope = dict(scope, path=path, raw_path=path.encode())
+            if scope["method"] == "GET":
+                handler = self.fast.get(path)
+                if handler is not None:
+                    await handler(scope, receive, send)
+                    return
         await self.app(scope, receive, send)
 
 
@@ -175,7 +186,9 @@ def create_app(
     app.router.redirect_slashes = False
     if emulator is not None:
         app.add_middleware(_Wrap, wrap=emulator.middleware)
-    app.add_middleware(NormalisePath)
+    # The emulator must see every request (faults, counts): no shortcut past it then.
+    fast = {} if emulator is not None else {STATE: fast_state(rt)}
+    app.add_middleware(FrontDoor, fast=fast)
     app.state.runtime = rt
     app.state.emulator = emulator
     return app

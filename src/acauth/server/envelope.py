@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
-from starlette.requests import Request
 from starlette.responses import Response
 
 from acauth.errors import AuthError, HeaderTooLarge, InvalidParameter, MissingParameter
@@ -31,25 +31,27 @@ def error_response(err: AuthError, *, strict: bool) -> Response:
     return Response(error_body(err), status_code=status, media_type=JSON)
 
 
-def read_headers(request: Request, names: tuple[bytes, ...], max_bytes: int) -> list[str]:
+def read_headers(
+    raw: Iterable[tuple[bytes, bytes]], names: tuple[bytes, ...], max_bytes: int
+) -> list[str]:
     """The named headers (lower-case, as ASGI delivers them), checked and decoded.
 
     Absent or blank → :class:`MissingParameter`; over ``max_bytes`` or not UTF-8 →
     :class:`InvalidParameter`. Oversize is checked on every header of the request.
     """
     found: dict[bytes, bytes] = {}
-    for key, value in request.scope["headers"]:
+    for key, value in raw:
         if len(value) > max_bytes:
             raise HeaderTooLarge()
         if key in names and key not in found:
             found[key] = value
     values = []
     for name in names:
-        raw = found.get(name, b"").strip()
-        if not raw:
+        value = found.get(name, b"").strip()
+        if not value:
             raise MissingParameter(f"missing header: {name.decode()}")
         try:
-            values.append(raw.decode("utf-8"))
+            values.append(value.decode("utf-8"))
         except UnicodeDecodeError as exc:
             raise InvalidParameter(f"header is not valid UTF-8: {name.decode()}") from exc
     return values

@@ -70,6 +70,7 @@ class AuthService:
         self.state = state
         self.policy = policy
         self.box = SecretBox(keys)
+        self.verifier = tokens.TokenVerifier(keys)
 
     # -- login ------------------------------------------------------------------
 
@@ -220,18 +221,15 @@ class AuthService:
         fp = tokens.fingerprint(token)
         if now >= claims.expire_ms + self.policy.renew_window_ms:
             raise RenewalWindowPassed()
-        record = await self.store.get_token(claims.jti)
+        record, account, org = await self.store.renewal_facts(claims.jti)
         if record is None or record.revoked_ms is not None:
             raise TokenRevoked()
-        account = await self.store.get_user(record.user_id)
         if account is None:
             raise VerificationFailed("account not found")
         if account.disabled:
             raise AccountDisabled()
-        if record.invoker:
-            org = await self.store.get_org(record.invoker)
-            if org is not None and not org.enabled:
-                raise VerificationFailed("organization disabled")
+        if org is not None and not org.enabled:
+            raise VerificationFailed("organization disabled")
         compute_user = account.name
         if record.cluster_id != PLATFORM_CLUSTER_ID:
             grant = await self.store.get_grant(account.user_id, int(record.cluster_id))
@@ -282,7 +280,7 @@ class AuthService:
 
     def verify(self, token: str) -> Claims:
         """Signature, expiry, revocation and account status; never touches the store."""
-        claims = tokens.decode(token, self.keys, now_ms=self.clock.now_ms())
+        claims = self.verifier.decode(token, self.clock.now_ms())
         self.state.check(claims)
         return claims
 

@@ -8,6 +8,7 @@ log in the same transaction, so every instance can follow it.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -43,7 +44,11 @@ class Store:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self._upsert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        is_pg = engine.dialect.name == "postgresql"
+        self._upsert = postgresql.insert if is_pg else sqlite.insert
+        # SQLite has one writer at a time, and its busy handler waits by sleeping:
+        # writers of this process queue here instead (readers are never blocked, WAL).
+        self._writer: asyncio.Lock | None = None if is_pg else asyncio.Lock()
 
     @classmethod
     async def open(cls, url: str, *, timeout_s: float = 2.0) -> Store:
@@ -56,7 +61,11 @@ class Store:
 
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[AsyncConnection]:
-        async with translate_errors(), self.engine.begin() as conn:
+        if self._writer is None:
+            async with translate_errors(), self.engine.begin() as conn:
+                yield conn
+            return
+        async with self._writer, translate_errors(), self.engine.begin() as conn:
             yield conn
 
     @asynccontextmanager
@@ -544,6 +553,27 @@ class Store:
                 await conn.execute(select(t.issued_tokens).where(t.issued_tokens.c.jti == jti))
             ).first()
         return self._token(r) if r else None
+
+    async def renewal_facts(self, jti: str) -> tuple[TokenRecord | None, User | None, Org | None]:
+        """The token record, its user and its invoking org, read on one connection."""
+        async with self._read() as conn:
+            r = (
+                await conn.execute(select(t.issued_tokens).where(t.issued_tokens.c.jti == jti))
+            ).first()
+            if r is None:
+                return None, None, None
+            record = self._token(r)
+            u = (
+                await conn.execute(select(t.users).where(t.users.c.user_id == record.user_id))
+            ).first()
+            o = None
+            if record.invoker:
+                o = (
+                    await conn.execute(select(t.orgs).where(t.orgs.c.org_id == record.invoker))
+                ).first()
+        user = self._user(u) if u else None
+        org = Org(org_id=o.org_id, name=o.name, enabled=o.enabled) if o else None
+        return record, user, org
 
     async def renew_token(
         self, old_jti: str, successor: TokenRecord, now_ms: int, audit: AuditEntry | None = None
