@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, gt=0)
     demo: bool = False
     emulator: bool = False
-    log_json: bool = False
+    log_json: bool | None = None  # None: JSON unless stderr is a terminal
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:

@@ -47,7 +47,9 @@ def serve(
     revoke_on_reuse: Annotated[
         bool | None, typer.Option(help="Revoke a chain on token reuse.")
     ] = None,
-    log_json: Annotated[bool | None, typer.Option(help="JSON log lines.")] = None,
+    log_json: Annotated[
+        bool | None, typer.Option(help="JSON log lines (default: unless on a terminal).")
+    ] = None,
     access_log: Annotated[bool, typer.Option(help="Log every request line.")] = False,
 ) -> None:
     """Run the token service."""

@@ -118,7 +118,7 @@ def create_app(
             policy=policy_from(settings),
         )
         app.state.service = rt.service
-        log.info("server.started", database=store.engine.dialect.name)
+        log.info("server.started", database=store.dialect)
         try:
             yield
         finally:

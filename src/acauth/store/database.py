@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import sqlite3
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy import event
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -19,23 +21,50 @@ from acauth.errors import StorageUnavailable
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any, busy_timeout_ms: int = 5000) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def _store_pragmas(dbapi_conn: Any, record: Any) -> None:
+    # Never wait inside SQLite: the store retries asynchronously instead.
+    _sqlite_pragmas(dbapi_conn, record, busy_timeout_ms=0)
+
+
+def _sqlite_path(url: str) -> str:
+    path = url.split(":///", 1)[-1]
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def create_sqlite_engine(url: str) -> Engine:
+    """A synchronous engine (the standard ``sqlite3`` driver) for a SQLite URL."""
+    engine = sa_create_engine(
+        f"sqlite:///{_sqlite_path(url)}",
+        connect_args={"timeout": 0, "check_same_thread": False},
+        pool_reset_on_return=None,  # every write transaction commits or rolls back itself
+    )
+    event.listen(engine, "connect", _store_pragmas)
+    return engine
+
+
+def is_busy(exc: BaseException | None) -> bool:
+    """True for SQLite's "database is locked" (another process is writing)."""
+    orig = getattr(exc, "orig", None)
+    return isinstance(orig, sqlite3.OperationalError) and "locked" in str(orig)
+
+
 def create_engine(url: str, *, timeout_s: float = 2.0) -> AsyncEngine:
     """An async engine for ``url`` (``sqlite+aiosqlite`` or ``postgresql+asyncpg``)."""
     if url.startswith("sqlite"):
-        path = url.split(":///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        _sqlite_path(url)
         engine = create_async_engine(url, connect_args={"timeout": 5.0})
-
-        @event.listens_for(engine.sync_engine, "connect")
-        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=5000")
-            cur.close()
-
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(
         url,
@@ -52,6 +81,11 @@ def _upgrade(connection: Connection) -> None:
     command.upgrade(cfg, "head")
 
 
+def migrate_sync_conn(conn: Connection) -> None:
+    """:func:`migrate` inside a synchronous (SQLite) transaction."""
+    _upgrade(conn)
+
+
 async def migrate(engine: AsyncEngine) -> None:
     """Bring the schema to the newest revision (idempotent)."""
     async with translate_errors(), engine.begin() as conn:
@@ -63,6 +97,13 @@ async def migrate(engine: AsyncEngine) -> None:
 
 @asynccontextmanager
 async def translate_errors() -> AsyncIterator[None]:
+    """:func:`translate_errors_sync` around awaited driver calls."""
+    with translate_errors_sync():
+        yield
+
+
+@contextmanager
+def translate_errors_sync() -> Iterator[None]:
     """Turn every driver or connection failure into :class:`StorageUnavailable`."""
     try:
         yield
