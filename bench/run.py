@@ -282,7 +282,7 @@ def throughput(tmp: Path, secret: str, data: Path, runs: int, seconds: float) ->
             "fastapi": (f"http://127.0.0.1:{fast_port}{STATE}", {"token": token}),
         }
         for url, env_ in targets.values():  # warm-up
-            wrk(url, seconds=1, **env_)
+            wrk(url, seconds=3, **env_)
         for run in range(runs):
             for name, (url, env_) in targets.items():
                 samples[name].append(wrk(url, seconds=seconds, **env_))
@@ -471,7 +471,7 @@ def workers(tmp: Path, secret: str, data: Path, runs: int, seconds: float) -> di
     with acauth(tmp, secret, data) as one, acauth(tmp, secret, data, "--workers", "2") as two:
         token = login_token(one)
         for url in (one, two):
-            wrk(f"{url}{STATE}", seconds=1, token=token)
+            wrk(f"{url}{STATE}", seconds=3, token=token)
         for _ in range(runs):
             samples["one_worker"].append(wrk(f"{one}{STATE}", seconds=seconds, token=token))
             samples["two_workers"].append(wrk(f"{two}{STATE}", seconds=seconds, token=token))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import orjson
 from starlette.applications import Starlette
@@ -43,9 +45,14 @@ class FrontDoor:
     to the Starlette app.
     """
 
-    def __init__(self, app: ASGIApp, fast: dict[str, ASGIApp] | None = None) -> None:
+    def __init__(self, app: Starlette, fast: dict[str, ASGIApp] | None = None) -> None:
         self.app = app
         self.fast = fast or {}
+
+    @property
+    def state(self) -> Any:
+        """The Starlette app's state (``runtime``, ``service``, ``emulator``)."""
+        return self.app.state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -89,7 +96,7 @@ def create_app(
     *,
     clock: Clock | None = None,
     extra_routes: list[Route] | None = None,
-) -> Starlette:
+) -> FrontDoor:
     """Build the service. The store is opened (and migrated) when the app starts."""
     emulator: Emulator | None = None
     if settings.emulator:
@@ -118,6 +125,9 @@ def create_app(
             policy=policy_from(settings),
         )
         app.state.service = rt.service
+        # Everything alive now lives as long as the process: keep the collector off it.
+        gc.collect()
+        gc.freeze()
         log.info("server.started", database=store.dialect)
         try:
             yield
@@ -188,13 +198,13 @@ def create_app(
         app.add_middleware(_Wrap, wrap=emulator.middleware)
     # The emulator must see every request (faults, counts): no shortcut past it then.
     fast = {} if emulator is not None else {STATE: fast_state(rt)}
-    app.add_middleware(FrontDoor, fast=fast)
     app.state.runtime = rt
     app.state.emulator = emulator
-    return app
+    # Outside Starlette: the hot path skips its error middleware's wrapped send.
+    return FrontDoor(app, fast=fast)
 
 
-def app_from_env() -> Starlette:
+def app_from_env() -> FrontDoor:
     """ASGI factory for ``uvicorn --factory`` and multi-worker serving."""
     from acauth.logs import configure
 

@@ -17,17 +17,20 @@ from acauth.errors import AccountDisabledToken, AuthError, TokenRevoked
 from acauth.logs import get_logger
 from acauth.metrics import PROPAGATION
 from acauth.models import AccountStatus, Change
+from acauth.service.revocations import RevocationSet
 from acauth.store import Store
 from acauth.tokens import Claims
 
 log = get_logger("acauth.state")
+
+PRUNE_EVERY = 14_400  # refresh rounds: an hour at the default 0.25 s
 
 
 class VerifyState:
     def __init__(self, store: Store, clock: Clock) -> None:
         self._store = store
         self._clock = clock
-        self.revoked: dict[str, int] = {}  # jti -> expire_ms
+        self.revoked = RevocationSet()
         self.statuses: dict[str, str] = {}  # user_id -> accountStatus
         self.disabled_orgs: set[str] = set()
         self.seq = 0
@@ -56,7 +59,7 @@ class VerifyState:
         statuses = await self._store.user_statuses()
         self.statuses = {str(k): v for k, v in statuses.items()}
         self.disabled_orgs = await self._store.disabled_orgs()
-        self.revoked = dict(await self._store.revoked_tokens(since_expire_ms=now))
+        self.revoked = RevocationSet.from_hashes(await self._store.revoked_hashes(now))
         self.seq = seq
         self.last_sync_ms = now
         # Changes made while loading are applied again by the next refresh: harmless.
@@ -74,20 +77,18 @@ class VerifyState:
 
     async def _apply(self, change: Change, now_ms: int) -> None:
         if change.kind == "token":
-            self.revoked.update(
-                await self._store.revoked_tokens(since_expire_ms=now_ms, jti=change.subject)
-            )
+            rows = await self._store.revoked_tokens(since_expire_ms=now_ms, jti=change.subject)
+            self.revoked.update(jti for jti, _ in rows)
         elif change.kind == "user":
             user = await self._store.get_user(int(change.subject))
             if user is None:
                 self.statuses.pop(change.subject, None)
             else:
                 self.statuses[change.subject] = user.account_status
-            self.revoked.update(
-                await self._store.revoked_tokens(
-                    since_expire_ms=now_ms, user_id=int(change.subject)
-                )
+            rows = await self._store.revoked_tokens(
+                since_expire_ms=now_ms, user_id=int(change.subject)
             )
+            self.revoked.update(jti for jti, _ in rows)
         elif change.kind == "org":
             org = await self._store.get_org(change.subject)
             if org is None or org.enabled:
@@ -95,10 +96,12 @@ class VerifyState:
             else:
                 self.disabled_orgs.add(change.subject)
 
-    def prune(self) -> None:
-        """Forget revocations of tokens that have expired anyway."""
-        now = self._clock.now_ms()
-        self.revoked = {j: e for j, e in self.revoked.items() if e > now}
+    async def prune(self) -> None:
+        """Forget revocations of tokens that have expired anyway (rebuilt from the store)."""
+        seq = self.seq
+        fresh = RevocationSet.from_hashes(await self._store.revoked_hashes(self._clock.now_ms()))
+        if self.seq == seq:  # nothing applied meanwhile that the rebuild could miss
+            self.revoked = fresh
 
     def start(self, interval_s: float) -> None:
         self._task = asyncio.create_task(self._follow(interval_s), name="acauth-state")
@@ -126,5 +129,6 @@ class VerifyState:
                     log.info("state.store_back", was_stale_ms=self.stale_ms)
                 healthy = True
             rounds += 1
-            if rounds % 2400 == 0:
-                self.prune()
+            if rounds % PRUNE_EVERY == 0:
+                with contextlib.suppress(AuthError):
+                    await self.prune()

@@ -9,6 +9,7 @@ log in the same transaction, so every instance can follow it.
 from __future__ import annotations
 
 import asyncio
+from array import array
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -144,8 +145,10 @@ class Store:
         if self.sync_engine is not None:
             self.sync_engine.dispose()
 
-    async def _read(self, fn: Callable[[Connection], T]) -> T:
+    async def _read(self, fn: Callable[[Connection], T], *, bulk: bool = False) -> T:
         if self.sync_engine is not None:
+            if bulk:  # a long scan must not hold the event loop
+                return await asyncio.to_thread(asyncio.run, self._sqlite(fn, write=False))
             return await self._sqlite(fn, write=False)
         assert self.engine is not None
         async with translate_errors(), self.engine.connect() as conn:
@@ -798,6 +801,22 @@ class Store:
             return int(res.rowcount)
 
         return await self._tx(run)
+
+    async def revoked_hashes(self, now_ms: int) -> array[int]:
+        """64-bit hashes of the jti of every revoked token not yet expired (streamed)."""
+
+        def run(conn: Connection) -> array[int]:
+            rows = conn.execute(
+                select(t.issued_tokens.c.jti)
+                .where(
+                    t.issued_tokens.c.revoked_ms.is_not(None),
+                    t.issued_tokens.c.expire_ms > now_ms,
+                )
+                .execution_options(yield_per=10_000)
+            )
+            return array("q", (hash(jti) for (jti,) in rows))
+
+        return await self._read(run, bulk=True)
 
     async def revoked_tokens(
         self, *, since_expire_ms: int, user_id: int | None = None, jti: str | None = None
