@@ -65,6 +65,6 @@ pytest_plugins = ["pg"]
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Each test using this runs once on SQLite and once on PostgreSQL."""
     if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
+        return f"sqlite:///{tmp_path / 'store.db'}"
     url: str = request.getfixturevalue("pg_url")
     return url.replace("postgresql://", "postgresql+asyncpg://")

@@ -43,7 +43,8 @@ def test_weak_secret_is_refused(tmp_path: Path, secret: str) -> None:
 
 def test_database_urls_get_async_drivers() -> None:
     assert normalise_database_url("postgresql://u@h:5432/d") == "postgresql+asyncpg://u@h:5432/d"
-    assert normalise_database_url("sqlite:////x/y.db") == "sqlite+aiosqlite:////x/y.db"
+    assert normalise_database_url("sqlite:////x/y.db") == "sqlite:////x/y.db"
+    assert normalise_database_url("sqlite+aiosqlite:////x/y.db") == "sqlite:////x/y.db"
 
 
 def test_secret_repr_is_hidden(tmp_path: Path) -> None:

@@ -11,8 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import Connection
 
-from acauth.store.database import create_engine
+from acauth.store.database import create_engine, create_sqlite_engine
 from conftest import BASE, DEMO_HEADERS
 from procs import serve
 
@@ -37,20 +38,26 @@ def storm(base: str, received: list[str], stop: threading.Event, login_only: boo
 
 
 async def consistency(url: str) -> int:
+    if url.startswith("sqlite"):
+        with create_sqlite_engine(url).connect() as sync_conn:
+            return _count(sync_conn)
     engine = create_engine(url)
     async with engine.connect() as conn:
-        dangling = (
-            await conn.execute(
-                text(
-                    "SELECT count(*) FROM issued_tokens t WHERE successor_jti IS NOT NULL"
-                    " AND NOT EXISTS (SELECT 1 FROM issued_tokens s WHERE s.jti = t.successor_jti)"
-                )
-            )
-        ).scalar_one()
-        total = (await conn.execute(text("SELECT count(*) FROM issued_tokens"))).scalar_one()
+        total = await conn.run_sync(_count)
     await engine.dispose()
+    return total
+
+
+def _count(conn: Connection) -> int:
+    """Every recorded successor exists; the number of recorded tokens."""
+    dangling = conn.execute(
+        text(
+            "SELECT count(*) FROM issued_tokens t WHERE successor_jti IS NOT NULL"
+            " AND NOT EXISTS (SELECT 1 FROM issued_tokens s WHERE s.jti = t.successor_jti)"
+        )
+    ).scalar_one()
     assert dangling == 0
-    return int(total)
+    return int(conn.execute(text("SELECT count(*) FROM issued_tokens")).scalar_one())
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
@@ -59,7 +66,7 @@ def test_kill_9_loses_no_received_token(
 ) -> None:
     if backend == "sqlite":
         args = ["--data-dir", str(tmp_path / "data")]
-        url = f"sqlite+aiosqlite:///{tmp_path / 'data' / 'acauth.db'}"
+        url = f"sqlite:///{tmp_path / 'data' / 'acauth.db'}"
     else:
         pg: str = request.getfixturevalue("pg_url")
         args, url = ["--database-url", pg], pg.replace("postgresql://", "postgresql+asyncpg://")

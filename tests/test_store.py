@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -13,8 +14,10 @@ from sqlalchemy.engine import Connection
 
 from acauth.models import TokenRecord
 from acauth.store import Store
-from acauth.store.database import create_engine, migrate
+from acauth.store.database import create_engine, create_sqlite_engine
 from acauth.store.schema import metadata
+
+T = TypeVar("T")
 
 
 def _schema(conn: Connection) -> dict[str, Any]:
@@ -41,33 +44,45 @@ def _schema(conn: Connection) -> dict[str, Any]:
     return out
 
 
-async def _migrated_schema(url: str, times: int = 1) -> dict[str, Any]:
-    engine = create_engine(url)
-    for _ in range(times):
-        await migrate(engine)
-    async with engine.connect() as conn:
-        schema = await conn.run_sync(_schema)
-        diff = await conn.run_sync(
-            lambda c: compare_metadata(MigrationContext.configure(c), metadata)
-        )
-    await engine.dispose()
+def _check(conn: Connection) -> dict[str, Any]:
+    diff = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diff == [], diff
-    return schema
+    return _schema(conn)
+
+
+async def _on(url: str, fn: Callable[[Connection], T]) -> T:
+    """Run ``fn`` on a connection to ``url``: synchronous SQLite, or PostgreSQL via asyncpg."""
+    if url.startswith("sqlite"):
+        engine = create_sqlite_engine(url)
+        with engine.begin() as conn:
+            result = fn(conn)
+        engine.dispose()
+        return result
+    aengine = create_engine(url)
+    async with aengine.begin() as aconn:
+        result = await aconn.run_sync(fn)
+    await aengine.dispose()
+    return result
+
+
+async def _migrated_schema(url: str, times: int = 1) -> dict[str, Any]:
+    for _ in range(times):
+        store = await Store.open(url)
+        await store.close()
+    return await _on(url, _check)
 
 
 async def _created_schema(url: str) -> dict[str, Any]:
-    engine = create_engine(url)
-    async with engine.begin() as conn:
-        await conn.run_sync(metadata.create_all)
-    async with engine.connect() as conn:
-        schema = await conn.run_sync(_schema)
-    await engine.dispose()
-    return schema
+    def create(conn: Connection) -> dict[str, Any]:
+        metadata.create_all(conn)
+        return _schema(conn)
+
+    return await _on(url, create)
 
 
 async def test_migrated_database_equals_the_declared_schema(tmp_path: Path) -> None:
-    migrated = await _migrated_schema(f"sqlite+aiosqlite:///{tmp_path / 'm.db'}")
-    created = await _created_schema(f"sqlite+aiosqlite:///{tmp_path / 'c.db'}")
+    migrated = await _migrated_schema(f"sqlite:///{tmp_path / 'm.db'}")
+    created = await _created_schema(f"sqlite:///{tmp_path / 'c.db'}")
     assert migrated == created
     assert "issued_tokens" in migrated and "changes" in migrated
 
@@ -75,17 +90,18 @@ async def test_migrated_database_equals_the_declared_schema(tmp_path: Path) -> N
 async def test_migrated_postgres_equals_the_declared_schema(pg_url: str) -> None:
     url = pg_url.replace("postgresql://", "postgresql+asyncpg://")
     migrated = await _migrated_schema(url, times=2)  # twice: idempotent
-    engine = create_engine(url)
-    async with engine.begin() as conn:
-        await conn.run_sync(metadata.drop_all)
-        await conn.exec_driver_sql("DROP TABLE alembic_version")
-    await engine.dispose()
+
+    def drop(conn: Connection) -> None:
+        metadata.drop_all(conn)
+        conn.exec_driver_sql("DROP TABLE alembic_version")
+
+    await _on(url, drop)
     assert await _created_schema(url) == migrated
 
 
 async def test_migrations_are_idempotent(tmp_path: Path) -> None:
-    once = await _migrated_schema(f"sqlite+aiosqlite:///{tmp_path / 'a.db'}")
-    twice = await _migrated_schema(f"sqlite+aiosqlite:///{tmp_path / 'b.db'}", times=2)
+    once = await _migrated_schema(f"sqlite:///{tmp_path / 'a.db'}")
+    twice = await _migrated_schema(f"sqlite:///{tmp_path / 'b.db'}", times=2)
     assert once == twice
 
 

@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     def resolved_database_url(self) -> str:
         if self.database_url:
             return normalise_database_url(self.database_url)
-        return f"sqlite+aiosqlite:///{self.data_dir / 'acauth.db'}"
+        return f"sqlite:///{self.data_dir / 'acauth.db'}"
 
     def signing_keys(self) -> list[bytes]:
         """The HS256 keys, first one signing. Generates ``data_dir/secret`` once if none is set."""
@@ -96,7 +96,7 @@ def normalise_database_url(url: str) -> str:
     for plain, driver in (
         ("postgresql://", "postgresql+asyncpg://"),
         ("postgres://", "postgresql+asyncpg://"),
-        ("sqlite://", "sqlite+aiosqlite://"),
+        ("sqlite+aiosqlite://", "sqlite://"),
     ):
         if url.startswith(plain):
             return driver + url[len(plain) :]

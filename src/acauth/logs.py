@@ -57,7 +57,7 @@ def configure(
     root.setLevel(level)
     # Database drivers log statement parameters at DEBUG (hashes, signatures, sealed
     # keys): they stay at WARNING whatever the level asked for.
-    for name in ("aiosqlite", "asyncpg", "sqlalchemy", "alembic"):
+    for name in ("asyncpg", "sqlalchemy", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
 

@@ -1,4 +1,4 @@
-"""Persistence: one :class:`Store` over SQLite (aiosqlite) or PostgreSQL (asyncpg)."""
+"""Persistence: one :class:`Store` over SQLite (sqlite3) or PostgreSQL (asyncpg)."""
 
 from acauth.store.store import Conflict, Store
 

@@ -60,12 +60,7 @@ def is_busy(exc: BaseException | None) -> bool:
 
 
 def create_engine(url: str, *, timeout_s: float = 2.0) -> AsyncEngine:
-    """An async engine for ``url`` (``sqlite+aiosqlite`` or ``postgresql+asyncpg``)."""
-    if url.startswith("sqlite"):
-        _sqlite_path(url)
-        engine = create_async_engine(url, connect_args={"timeout": 5.0})
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        return engine
+    """An async engine for a PostgreSQL ``url`` (asyncpg)."""
     return create_async_engine(
         url,
         pool_pre_ping=True,
