@@ -132,12 +132,19 @@ def ensure_wrk() -> str:
     return found
 
 
-def wrk(url: str, *, seconds: float, conns: int = 32, **env: str) -> dict[str, Any]:
+def start_wrk(url: str, *, seconds: float, conns: int = 32, **env: str) -> subprocess.Popen[str]:
+    """wrk with ``check.lua`` in the background; ``env`` becomes ``BENCH_*`` variables."""
     cmd = ["wrk", "-t1", f"-c{conns}", f"-d{int(seconds)}s", "--latency", "-s", str(LUA), url]
     full_env = {**os.environ, **{f"BENCH_{k.upper()}": v for k, v in env.items()}}
-    out = subprocess.run(
-        cmd, env=full_env, capture_output=True, text=True, timeout=seconds + 60
-    ).stdout
+    return subprocess.Popen(cmd, env=full_env, stdout=subprocess.PIPE, text=True)
+
+
+def wrk(url: str, *, seconds: float, conns: int = 32, **env: str) -> dict[str, Any]:
+    return wrk_result(start_wrk(url, seconds=seconds, conns=conns, **env), seconds)
+
+
+def wrk_result(proc: subprocess.Popen[str], seconds: float) -> dict[str, Any]:
+    out = proc.communicate(timeout=seconds + 60)[0]
     line = next((x for x in out.splitlines() if x.startswith("RESULT ")), None)
     if line is None:
         raise RuntimeError(f"wrk printed no result:\n{out}")
@@ -330,25 +337,14 @@ def latency_and_storm(
                     delay_ms=str(delay_ms),
                 )
             )
-            storm = subprocess.Popen(
-                [
-                    "wrk",
-                    "-t1",
-                    "-c16",
-                    f"-d{int(seconds) + 2}s",
-                    "-s",
-                    str(LUA),
-                    f"{base}/ac/openapi/v2/tokens",
-                ],
-                env={
-                    **os.environ,
-                    "BENCH_METHOD": "POST",
-                    "BENCH_PATH": "/ac/openapi/v2/tokens",
-                    "BENCH_LOGIN": "1",
-                    "BENCH_EXPECT": "ok",
-                },
-                stdout=subprocess.PIPE,
-                text=True,
+            storm = start_wrk(
+                f"{base}/ac/openapi/v2/tokens",
+                seconds=seconds + 2,
+                conns=16,
+                method="POST",
+                path="/ac/openapi/v2/tokens",
+                login="1",
+                expect="ok",
             )
             time.sleep(1)
             samples["login_storm"].append(
@@ -360,10 +356,7 @@ def latency_and_storm(
                     delay_ms=str(delay_ms),
                 )
             )
-            out = storm.communicate(timeout=seconds + 60)[0]
-            line = next(x for x in out.splitlines() if x.startswith("RESULT "))
-            storm_result = json.loads(line[7:])
-            storm_result["rps"] = storm_result["requests"] / (storm_result["duration_us"] / 1e6)
+            storm_result = wrk_result(storm, seconds + 2)
             storms.append(storm_result)
             log(
                 f"  run {run + 1}: idle p99 {samples['idle'][-1]['p99_us'] / 1000:.2f} ms at "

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from acauth.models import TokenRecord
 from acauth.testing import LiveServer
 
 DEMO_HEADERS = {
@@ -68,3 +69,28 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'store.db'}"
     url: str = request.getfixturevalue("pg_url")
     return url.replace("postgresql://", "postgresql+asyncpg://")
+
+
+def token_record(
+    jti: str,
+    user_id: int = 1,
+    *,
+    expire_ms: int = 10**13,
+    parent: str | None = None,
+    root: str | None = None,
+) -> TokenRecord:
+    """An issued-token record for store tests."""
+    return TokenRecord(
+        jti=jti,
+        user_id=user_id,
+        user_name="u",
+        cluster_id="0",
+        compute_user="u",
+        account_status="Normal",
+        role="1",
+        invoker="o",
+        issued_ms=0,
+        expire_ms=expire_ms,
+        parent_jti=parent,
+        root_jti=root,
+    )

@@ -12,10 +12,10 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
-from acauth.models import TokenRecord
 from acauth.store import Store
 from acauth.store.database import create_engine, create_sqlite_engine
 from acauth.store.schema import metadata
+from conftest import token_record
 
 T = TypeVar("T")
 
@@ -105,27 +105,15 @@ async def test_migrations_are_idempotent(tmp_path: Path) -> None:
     assert once == twice
 
 
-def _record(jti: str) -> TokenRecord:
-    return TokenRecord(
-        jti=jti,
-        user_id=1,
-        user_name="u",
-        cluster_id="0",
-        compute_user="u",
-        account_status="Normal",
-        role="1",
-        invoker="o",
-        issued_ms=0,
-        expire_ms=10_000,
-    )
-
-
 async def test_concurrent_renewals_record_one_successor(database_url: str) -> None:
     store = await Store.open(database_url)
     try:
-        await store.add_tokens([_record("root")])
+        await store.add_tokens([token_record("root", expire_ms=10_000)])
         results = await asyncio.gather(
-            *(store.renew_token("root", _record(f"s{i}"), 5) for i in range(20))
+            *(
+                store.renew_token("root", token_record(f"s{i}", expire_ms=10_000), 5)
+                for i in range(20)
+            )
         )
         winners = [i for i, r in enumerate(results) if r is None]
         assert len(winners) == 1

@@ -8,11 +8,12 @@ import pytest
 
 from acauth.clock import MovableClock
 from acauth.errors import StorageUnavailable, TokenRevoked
-from acauth.models import Org, RegionUrl, TokenRecord
+from acauth.models import Org, RegionUrl
 from acauth.service.admin import AdminService
 from acauth.service.state import VerifyState
 from acauth.store import Conflict, Store
 from acauth.tokens import Claims
+from conftest import token_record
 
 KEYS = [b"k" * 32]
 
@@ -22,21 +23,6 @@ async def admin(database_url: str) -> AsyncIterator[AdminService]:
     store = await Store.open(database_url)
     yield AdminService(store, KEYS, MovableClock())
     await store.close()
-
-
-def token(jti: str, user_id: int, expire_ms: int = 10**13) -> TokenRecord:
-    return TokenRecord(
-        jti=jti,
-        user_id=user_id,
-        user_name="u",
-        cluster_id="0",
-        compute_user="u",
-        account_status="Normal",
-        role="1",
-        invoker="o",
-        issued_ms=0,
-        expire_ms=expire_ms,
-    )
 
 
 async def test_orgs(admin: AdminService) -> None:
@@ -108,7 +94,7 @@ async def test_lockout_counts(admin: AdminService) -> None:
 async def test_revocations_reach_the_verify_state(admin: AdminService) -> None:
     store = admin.store
     user = await admin.add_user("carol", "pw", user_id=11)
-    await store.add_tokens([token("a", 11), token("b", 11), token("c", 11)])
+    await store.add_tokens([token_record("a", 11), token_record("b", 11), token_record("c", 11)])
     state = VerifyState(store, admin.clock)
     await state.load()
     claims = Claims("u", "Normal", "1", 10**13, "0", "o", "carol", "11", "a")
@@ -127,30 +113,13 @@ async def test_revocations_reach_the_verify_state(admin: AdminService) -> None:
 
 async def test_chain_revocation(admin: AdminService) -> None:
     store = admin.store
-    await store.add_tokens([token("root", 1)])
-    await store.renew_token("root", _child("child", "root", "root"), 1)
-    await store.renew_token("child", _child("grand", "child", "root"), 2)
+    await store.add_tokens([token_record("root")])
+    await store.renew_token("root", token_record("child", parent="root", root="root"), 1)
+    await store.renew_token("child", token_record("grand", parent="child", root="root"), 2)
     assert await store.revoke_chain("root", 3) == 3
     for jti in ("root", "child", "grand"):
         rec = await store.get_token(jti)
         assert rec is not None and rec.revoked_ms == 3
-
-
-def _child(jti: str, parent: str, root: str) -> TokenRecord:
-    return TokenRecord(
-        jti=jti,
-        user_id=1,
-        user_name="u",
-        cluster_id="0",
-        compute_user="u",
-        account_status="Normal",
-        role="1",
-        invoker="o",
-        issued_ms=0,
-        expire_ms=10**13,
-        parent_jti=parent,
-        root_jti=root,
-    )
 
 
 async def test_unreachable_postgres_is_storage_unavailable() -> None:
