@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 
 import httpx
 
 from acauth.testing import LiveServer
 from conftest import BASE, DEMO_HEADERS, call, login
 from conftest_cli import admin
+from procs import serve
 
 
 def sample(text: str, name: str, **labels: str) -> float:
@@ -47,3 +49,15 @@ def test_metrics(server: LiveServer) -> None:
     assert delta("acauth_events_total", kind="login.failed") == 1
     assert delta("acauth_events_total", kind="token.renewed") == 1
     assert delta("acauth_propagation_seconds_count") >= 1
+
+
+def test_two_workers_share_one_view_of_metrics(tmp_path: Path) -> None:
+    with serve(tmp_path, "--demo", "--data-dir", str(tmp_path / "d"), "--workers", "2") as srv:
+        with httpx.Client(base_url=srv.base_url) as c:
+            token = login(c)["0"]
+        for _ in range(20):  # a new connection each: the kernel spreads them over workers
+            body = httpx.get(f"{srv.base_url}{BASE}/tokens/state", headers={"token": token}).json()
+            assert body["code"] == "0"
+        text = httpx.get(f"{srv.base_url}/metrics").text
+    assert sample(text, "acauth_requests_total", path=f"{BASE}/tokens/state", code="0") == 20
+    assert (tmp_path / "srv.log").read_text().count("server.started") == 2
