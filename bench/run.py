@@ -327,16 +327,14 @@ def latency_and_storm(
         token = login_token(base)
         # Closed-loop connections with a pause: rate ~ conns / (pause + latency).
         conns = max(1, round(target * (delay_ms / 1000 + 0.0004)))
-        for run in range(runs):
-            samples["idle"].append(
-                wrk(
-                    f"{base}{STATE}",
-                    seconds=seconds,
-                    conns=conns,
-                    token=token,
-                    delay_ms=str(delay_ms),
-                )
+
+        def half_rate() -> dict[str, Any]:
+            return wrk(
+                f"{base}{STATE}", seconds=seconds, conns=conns, token=token, delay_ms=str(delay_ms)
             )
+
+        for run in range(runs):
+            samples["idle"].append(half_rate())
             storm = start_wrk(
                 f"{base}/ac/openapi/v2/tokens",
                 seconds=seconds + 2,
@@ -347,15 +345,7 @@ def latency_and_storm(
                 expect="ok",
             )
             time.sleep(1)
-            samples["login_storm"].append(
-                wrk(
-                    f"{base}{STATE}",
-                    seconds=seconds,
-                    conns=conns,
-                    token=token,
-                    delay_ms=str(delay_ms),
-                )
-            )
+            samples["login_storm"].append(half_rate())
             storm_result = wrk_result(storm, seconds + 2)
             storms.append(storm_result)
             log(

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -94,3 +96,12 @@ def token_record(
         parent_jti=parent,
         root_jti=root,
     )
+
+
+def signed_headers(
+    ts: int, *, user: str = "demo", ak: str = "demo-access-key", sk: str = "demo-secret-key"
+) -> dict[str, str]:
+    """AK/SK login headers, signed here by hand from API.md §4.2 (not by acauth's code)."""
+    message = f'{{"accessKey":"{ak}","timestamp":"{ts}","user":"{user}"}}'.encode()
+    sig = hmac.new(sk.encode(), message, hashlib.sha256).hexdigest()
+    return {"user": user, "accessKey": ak, "timestamp": str(ts), "signature": sig}

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import io
 import json
 import logging
@@ -18,7 +16,7 @@ import structlog
 
 from acauth import logs, tokens
 from acauth.testing import TEST_SECRET, LiveServer
-from conftest import BASE, DEMO_HEADERS, call, login
+from conftest import BASE, DEMO_HEADERS, call, login, signed_headers
 
 
 @pytest.fixture
@@ -63,19 +61,9 @@ def test_full_flow_logs_fingerprints_only(
     with httpx.Client(base_url=server.base_url) as c:
         issued += login(c).values()
         call(c, "POST", f"{BASE}/tokens", **{**DEMO_HEADERS, "password": "wrong-pass-xyz"})
-        ts = str(server.clock.now_ms() // 1000)
-        msg = f'{{"accessKey":"demo-access-key","timestamp":"{ts}","user":"demo"}}'.encode()
-        sig = hmac.new(b"demo-secret-key", msg, hashlib.sha256).hexdigest()
-        secrets_seen.append(sig)
-        body = call(
-            c,
-            "POST",
-            "/api/user/v3/tokens",
-            user="demo",
-            accessKey="demo-access-key",
-            timestamp=ts,
-            signature=sig,
-        )
+        signed = signed_headers(server.clock.now_ms() // 1000)
+        secrets_seen.append(signed["signature"])
+        body = call(c, "POST", "/api/user/v3/tokens", **signed)
         issued += [e["token"] for e in body["data"]]
         renewed = str(call(c, "POST", f"{BASE}/tokens/next", token=issued[0])["data"])
         issued.append(renewed)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import time
 from collections.abc import Callable
 
@@ -12,17 +10,9 @@ import pytest
 
 from acauth import passwords, tokens
 from acauth.testing import LiveServer
-from conftest import BASE, DEMO_HEADERS, call, login
+from conftest import BASE, DEMO_HEADERS, call, login, signed_headers
 
 V3 = "/api/user/v3/tokens"
-
-
-def signed_headers(
-    ts: int, *, user: str = "demo", ak: str = "demo-access-key", sk: str = "demo-secret-key"
-) -> dict[str, str]:
-    message = f'{{"accessKey":"{ak}","timestamp":"{ts}","user":"{user}"}}'.encode()
-    sig = hmac.new(sk.encode(), message, hashlib.sha256).hexdigest()
-    return {"user": user, "accessKey": ak, "timestamp": str(ts), "signature": sig}
 
 
 def test_login_lists_regions_ascending_then_the_platform_token(client: httpx.Client) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from pathlib import Path
 
 import httpx
@@ -13,7 +11,7 @@ from acauth import verify_token
 from acauth.cli import app
 from acauth.cli.output import GLOBAL_OPTIONS
 from acauth.testing import LiveServer
-from conftest import BASE, call, login
+from conftest import BASE, call, login, signed_headers
 
 OLD = "old-secret-old-secret-old-secret-0000"
 NEW = "new-secret-new-secret-new-secret-1111"
@@ -21,17 +19,8 @@ NEW = "new-secret-new-secret-new-secret-1111"
 
 def key_login(c: httpx.Client, server: LiveServer, ago_s: int) -> dict[str, object]:
     # A distinct timestamp each time: a signature is accepted only once.
-    ts = str(server.clock.now_ms() // 1000 - ago_s)
-    msg = f'{{"accessKey":"demo-access-key","timestamp":"{ts}","user":"demo"}}'.encode()
-    sig = hmac.new(b"demo-secret-key", msg, hashlib.sha256).hexdigest()
     return call(
-        c,
-        "POST",
-        "/api/user/v3/tokens",
-        user="demo",
-        accessKey="demo-access-key",
-        timestamp=ts,
-        signature=sig,
+        c, "POST", "/api/user/v3/tokens", **signed_headers(server.clock.now_ms() // 1000 - ago_s)
     )
 
 

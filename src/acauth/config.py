@@ -50,7 +50,6 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = Field(default=1, gt=0)
-    demo: bool = False
     emulator: bool = False
     log_json: bool | None = None  # None: JSON unless stderr is a terminal
 

@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from acauth.clock import MovableClock
 from acauth.errors import error_for
-from acauth.server.envelope import error_body
+from acauth.server.envelope import error_body, status_for
 
 PREFIX = "/_emulator"
 _DEFAULT_MSG = {
@@ -138,11 +138,10 @@ class Emulator:
                 return
             if fault.code is not None:
                 err = error_for(fault.code, _DEFAULT_MSG[fault.code])
-                status = err.http_status if self.strict else 200
                 await send(
                     {
                         "type": "http.response.start",
-                        "status": status,
+                        "status": status_for(err, strict=self.strict),
                         "headers": [(b"content-type", b"application/json")],
                     }
                 )

@@ -51,6 +51,7 @@ class LiveServer:
         server: uvicorn.Server,
         thread: threading.Thread,
         port: int,
+        app: Any,
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -59,11 +60,7 @@ class LiveServer:
         self.base_url = f"http://127.0.0.1:{port}"
         self._server = server
         self._thread = thread
-        self._app: Any = None
-
-    @property
-    def app(self) -> Any:
-        return self._server.config.app
+        self._app = app
 
     @property
     def emulator(self) -> Emulator:
@@ -125,8 +122,7 @@ class LiveServer:
             if not thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("acauth test server did not start")
             time.sleep(0.01)
-        live = cls(settings, clock, server, thread, port)
-        live._app = app
+        live = cls(settings, clock, server, thread, port, app)
         try:
             yield live
         finally:

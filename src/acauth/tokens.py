@@ -21,7 +21,6 @@ import orjson
 
 from acauth.errors import BadSignature, MalformedToken, TokenExpired
 
-HEADER_JSON = b'{"alg":"HS256","typ":"JWT"}'
 HEADER_B64 = b"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"
 PLATFORM_CLUSTER_ID = "0"
 PLATFORM_CLUSTER_NAME = "ac"

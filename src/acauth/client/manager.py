@@ -30,18 +30,36 @@ from acauth.errors import AuthError, PermissionDenied, VerificationFailed
 
 
 @dataclass(frozen=True, slots=True)
-class Login:
-    """Action: log in again (password or AK/SK, whichever the manager holds)."""
+class Action:
+    """A request the flow needs: send ``call``, hand back ``parse`` of its ``data``."""
+
+    call: p.Call
+    parse: Callable[[Any], Any]
 
 
-@dataclass(frozen=True, slots=True)
-class Renew:
-    """Action: renew ``token``."""
+class Credentials:
+    """Password and orgId, or AK/SK: which login the manager performs."""
 
-    token: str
+    def __init__(
+        self,
+        user: str,
+        password: str | None,
+        org_id: str | None,
+        access_key: str | None,
+        secret_key: str | None,
+    ) -> None:
+        if not (password and org_id) and not (access_key and secret_key):
+            raise ValueError("give password and org_id, or access_key and secret_key")
+        self.user, self.password, self.org_id = user, password, org_id
+        self.access_key, self.secret_key = access_key, secret_key
 
-
-Action = Login | Renew
+    def login(self) -> Action:
+        if self.access_key and self.secret_key:
+            call = p.key_login_call(self.user, self.access_key, self.secret_key)
+        else:
+            assert self.password is not None and self.org_id is not None
+            call = p.login_call(self.user, self.password, self.org_id)
+        return Action(call, p.cluster_tokens)
 
 
 class TokenCache:
@@ -81,12 +99,14 @@ class ManagerCore:
 
     def __init__(
         self,
+        credentials: Credentials,
         *,
         margin_s: float,
         renew_window_s: float,
         clock: Callable[[], float],
         cache: TokenCache | None,
     ) -> None:
+        self.credentials = credentials
         self.margin_ms = margin_s * 1000
         self.renew_window_ms = renew_window_s * 1000
         self.clock = clock
@@ -119,13 +139,13 @@ class ManagerCore:
         current = self.tokens.get(cluster_id)
         if current and self._now_ms() < self._expire_ms(current) + self.renew_window_ms:
             try:
-                renewed: str = yield Renew(current)
+                renewed: str = yield Action(p.token_call("POST", "tokens/next", current), str)
             except (PermissionDenied, VerificationFailed):
                 pass  # renewal refused: log in again
             else:
                 self._keep({**self.tokens, cluster_id: renewed})
                 return renewed
-        entries: list[p.ClusterToken] = yield Login()
+        entries: list[p.ClusterToken] = yield self.credentials.login()
         self._keep({e.cluster_id: e.token for e in entries if e.token})
         if cluster_id not in self.tokens:
             raise VerificationFailed(f"no token for cluster {cluster_id}")
@@ -143,22 +163,37 @@ def _cache_for(cache_path: str | Path | None, base_url: str, user: str) -> Token
     return TokenCache(Path(cache_path), f"{base_url.rstrip('/')}|{user}")
 
 
-class _Credentials:
+class _Manager:
+    """What both managers share: the core, built from the same arguments."""
+
     def __init__(
         self,
+        base_url: str,
         user: str,
         password: str | None,
         org_id: str | None,
         access_key: str | None,
         secret_key: str | None,
+        margin_s: float,
+        renew_window_s: float,
+        cache_path: str | Path | None,
+        clock: Callable[[], float],
     ) -> None:
-        if not (password and org_id) and not (access_key and secret_key):
-            raise ValueError("give password and org_id, or access_key and secret_key")
-        self.user, self.password, self.org_id = user, password, org_id
-        self.access_key, self.secret_key = access_key, secret_key
+        self._core = ManagerCore(
+            Credentials(user, password, org_id, access_key, secret_key),
+            margin_s=margin_s,
+            renew_window_s=renew_window_s,
+            clock=clock,
+            cache=_cache_for(cache_path, base_url, user),
+        )
+
+    @property
+    def clusters(self) -> list[str]:
+        """Cluster ids of the tokens held, regions ascending, platform (``"0"``) last."""
+        return sorted(self._core.tokens, key=lambda c: (c == "0", len(c), c))
 
 
-class TokenManager:
+class TokenManager(_Manager):
     """Always a valid token for a user, from any AC-compatible server (thread-safe)."""
 
     def __init__(
@@ -177,14 +212,19 @@ class TokenManager:
         timeout: float = 10.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self._creds = _Credentials(user, password, org_id, access_key, secret_key)
-        self.client = Client(base_url, timeout=timeout, transport=transport)
-        self._core = ManagerCore(
-            margin_s=margin_s,
-            renew_window_s=renew_window_s,
-            clock=clock,
-            cache=_cache_for(cache_path, base_url, user),
+        super().__init__(
+            base_url,
+            user,
+            password,
+            org_id,
+            access_key,
+            secret_key,
+            margin_s,
+            renew_window_s,
+            cache_path,
+            clock,
         )
+        self.client = Client(base_url, timeout=timeout, transport=transport)
         self._lock = threading.Lock()
 
     def token(self, cluster_id: str = "0") -> str:
@@ -205,27 +245,13 @@ class TokenManager:
             action = next(flow)
             while True:
                 try:
-                    result = self._perform(action)
+                    result = action.parse(self.client.send(action.call))
                 except AuthError as err:
                     action = flow.throw(err)
                 else:
                     action = flow.send(result)
         except StopIteration as done:
             return str(done.value)
-
-    def _perform(self, action: Action) -> Any:
-        c = self._creds
-        if isinstance(action, Renew):
-            return self.client.renew(action.token)
-        if c.access_key and c.secret_key:
-            return self.client.get_tokens_with_key(c.user, c.access_key, c.secret_key)
-        assert c.password is not None and c.org_id is not None
-        return self.client.get_tokens(c.user, c.password, c.org_id)
-
-    @property
-    def clusters(self) -> list[str]:
-        """Cluster ids of the tokens held, regions ascending, platform (``"0"``) last."""
-        return sorted(self._core.tokens, key=lambda c: (c == "0", len(c), c))
 
     def auth(self, cluster_id: str = "0") -> httpx.Auth:
         """An httpx ``auth=`` that sends the ``token`` header and renews on a 10008 answer."""
@@ -241,7 +267,7 @@ class TokenManager:
         self.close()
 
 
-class AsyncTokenManager:
+class AsyncTokenManager(_Manager):
     """The asyncio twin of :class:`TokenManager` (task-safe)."""
 
     def __init__(
@@ -260,14 +286,19 @@ class AsyncTokenManager:
         timeout: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self._creds = _Credentials(user, password, org_id, access_key, secret_key)
-        self.client = AsyncClient(base_url, timeout=timeout, transport=transport)
-        self._core = ManagerCore(
-            margin_s=margin_s,
-            renew_window_s=renew_window_s,
-            clock=clock,
-            cache=_cache_for(cache_path, base_url, user),
+        super().__init__(
+            base_url,
+            user,
+            password,
+            org_id,
+            access_key,
+            secret_key,
+            margin_s,
+            renew_window_s,
+            cache_path,
+            clock,
         )
+        self.client = AsyncClient(base_url, timeout=timeout, transport=transport)
         self._lock = asyncio.Lock()
 
     async def token(self, cluster_id: str = "0") -> str:
@@ -289,22 +320,13 @@ class AsyncTokenManager:
             action = next(flow)
             while True:
                 try:
-                    result = await self._perform(action)
+                    result = action.parse(await self.client.send(action.call))
                 except AuthError as err:
                     action = flow.throw(err)
                 else:
                     action = flow.send(result)
         except StopIteration as done:
             return str(done.value)
-
-    async def _perform(self, action: Action) -> Any:
-        c = self._creds
-        if isinstance(action, Renew):
-            return await self.client.renew(action.token)
-        if c.access_key and c.secret_key:
-            return await self.client.get_tokens_with_key(c.user, c.access_key, c.secret_key)
-        assert c.password is not None and c.org_id is not None
-        return await self.client.get_tokens(c.user, c.password, c.org_id)
 
     def auth(self, cluster_id: str = "0") -> httpx.Auth:
         return _AsyncAuth(self, cluster_id)

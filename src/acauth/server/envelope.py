@@ -25,10 +25,13 @@ def error_body(err: AuthError) -> bytes:
     return orjson.dumps({"code": err.code, "msg": err.msg, "data": None})
 
 
+def status_for(err: AuthError, *, strict: bool) -> int:
+    """HTTP 200 with the code in the body, unless strict; 404 and 405 always keep theirs."""
+    return err.http_status if strict or err.http_status in (404, 405) else 200
+
+
 def error_response(err: AuthError, *, strict: bool) -> Response:
-    # 404 and 405 keep their status always; the rest only with strict statuses.
-    status = err.http_status if strict or err.http_status in (404, 405) else 200
-    return Response(error_body(err), status_code=status, media_type=JSON)
+    return Response(error_body(err), status_code=status_for(err, strict=strict), media_type=JSON)
 
 
 def read_headers(

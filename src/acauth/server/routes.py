@@ -22,6 +22,7 @@ from acauth.server.envelope import (
     error_response,
     ok,
     read_headers,
+    status_for,
 )
 from acauth.service.auth import AuthService, IssuedToken
 
@@ -109,11 +110,10 @@ def fast_state(rt: Runtime) -> ASGIApp:
         except Exception as exc:
             err = exc if isinstance(exc, AuthError) else unexpected(STATE, exc)
             body = error_body(err)
-            status = err.http_status if rt.strict else 200
             await send(
                 {
                     "type": "http.response.start",
-                    "status": status,
+                    "status": status_for(err, strict=rt.strict),
                     "headers": [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())],
                 }
             )

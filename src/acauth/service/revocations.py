@@ -50,7 +50,3 @@ class RevocationSet:
     def update(self, jtis: Iterable[str]) -> None:
         for jti in jtis:
             self.add(jti)
-
-    @property
-    def nbytes(self) -> int:
-        return self._sorted.itemsize * len(self._sorted) + 64 * len(self._recent)

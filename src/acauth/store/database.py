@@ -21,18 +21,14 @@ from acauth.errors import StorageUnavailable
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any, busy_timeout_ms: int = 5000) -> None:
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
-    cur.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+    # Never wait inside SQLite: the store retries asynchronously instead.
+    cur.execute("PRAGMA busy_timeout=0")
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
-
-
-def _store_pragmas(dbapi_conn: Any, record: Any) -> None:
-    # Never wait inside SQLite: the store retries asynchronously instead.
-    _sqlite_pragmas(dbapi_conn, record, busy_timeout_ms=0)
 
 
 def _sqlite_path(url: str) -> str:
@@ -49,7 +45,7 @@ def create_sqlite_engine(url: str) -> Engine:
         connect_args={"timeout": 0, "check_same_thread": False},
         pool_reset_on_return=None,  # every write transaction commits or rolls back itself
     )
-    event.listen(engine, "connect", _store_pragmas)
+    event.listen(engine, "connect", _sqlite_pragmas)
     return engine
 
 
