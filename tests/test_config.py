@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from acauth.config import ConfigError, Settings, normalise_database_url
+from acauth.config import Settings, normalise_database_url
+from acauth.errors import ConfigError
 
 
 def test_secret_is_generated_once_with_mode_0600(tmp_path: Path) -> None:

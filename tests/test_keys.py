@@ -8,7 +8,8 @@ import hmac
 import pytest
 
 from acauth.errors import InternalError
-from acauth.keys import SecretBox, sign_request, string_to_sign
+from acauth.service.secretbox import SecretBox
+from acauth.signing import sign_request, string_to_sign
 
 
 def test_signature_matches_an_independent_computation() -> None:

@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator
 import pytest
 
 from acauth.clock import MovableClock
-from acauth.errors import StorageUnavailable, TokenRevoked
+from acauth.errors import AlreadyExists, DoesNotExist, StorageUnavailable, TokenRevoked
 from acauth.models import Org, RegionUrl
 from acauth.service.admin import AdminService
 from acauth.service.state import VerifyState
-from acauth.store import Conflict, Store
+from acauth.store import Store
 from acauth.tokens import Claims
 from conftest import token_record
 
@@ -27,12 +27,12 @@ async def admin(database_url: str) -> AsyncIterator[AdminService]:
 
 async def test_orgs(admin: AdminService) -> None:
     await admin.add_org("o1", "One")
-    with pytest.raises(Conflict):
+    with pytest.raises(AlreadyExists):
         await admin.add_org("o1", "Again")
     await admin.set_org_enabled("o1", False)
     assert await admin.store.list_orgs() == [Org("o1", "One", False)]
     assert await admin.store.disabled_orgs() == {"o1"}
-    with pytest.raises(Conflict):
+    with pytest.raises(DoesNotExist):
         await admin.set_org_enabled("nope", True)
 
 
@@ -40,14 +40,14 @@ async def test_users(admin: AdminService) -> None:
     alice = await admin.add_user("alice", "pw", user_id=7, full_name="Alice A")
     assert await admin.store.get_user_by_name("alice") == alice
     assert await admin.store.next_user_id() == 8
-    with pytest.raises(Conflict):
+    with pytest.raises(AlreadyExists):
         await admin.add_user("alice", "pw2")
     await admin.set_status("alice", "Owe")
     assert (await admin.store.get_user(7)).account_status == "Owe"  # type: ignore[union-attr]
     assert await admin.store.user_statuses() == {7: "Owe"}
     await admin.delete_user("alice")
     assert await admin.store.get_user(7) is None
-    with pytest.raises(Conflict):
+    with pytest.raises(DoesNotExist):
         await admin.delete_user("alice")
 
 

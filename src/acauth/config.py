@@ -14,11 +14,9 @@ import platformdirs
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from acauth.errors import ConfigError
+
 MIN_SECRET_BYTES = 32
-
-
-class ConfigError(Exception):
-    """The configuration cannot be used; the message says why, in one line."""
 
 
 class Settings(BaseSettings):

@@ -6,14 +6,17 @@ statuses::
 
     AuthError
     ├── InternalError               10001
-    │   └── StorageUnavailable      10001 (503)
+    │   ├── StorageUnavailable      10001 (503)
+    │   └── ConfigError             10001 (the configuration cannot be used)
     ├── MissingParameter            10003
     ├── InvalidParameter            10004
     │   ├── MalformedToken
     │   ├── BadTimestamp
     │   ├── HeaderTooLarge
-    │   ├── NotFound                (404)
-    │   └── MethodNotAllowed        (405)
+    │   ├── NotFound                (404: no such path; HTTP 404 even when not strict)
+    │   ├── MethodNotAllowed        (405: HTTP 405 even when not strict)
+    │   ├── AlreadyExists           (409: administration, a row that must be unique exists)
+    │   └── DoesNotExist            (404: administration, a row that must exist does not)
     ├── PermissionDenied            10008  ("renew or log in again")
     │   ├── TokenExpired
     │   ├── RenewalWindowPassed
@@ -29,23 +32,33 @@ statuses::
     │   └── WrongTokenKind
     │       ├── PlatformTokenRefused
     │       └── RegionAccessRemoved
-    └── TransportError              (SDK only: no usable answer from the server)
+    └── TransportError              no code: the SDK got no usable answer from the server
+
+:func:`error_for` turns a wire code and message back into the most precise class
+(the SDK's direction); :func:`code_table` lists the codes with their meaning and
+their causes, for documentation and for the emulator's injected faults.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 
 class AuthError(Exception):
-    """Root of every acauth error; ``code`` is the AC code as sent on the wire."""
+    """Root of every acauth error.
 
-    code: ClassVar[str] = "10001"
-    default_msg: ClassVar[str] = "internal error"
+    ``code`` is the AC code sent on the wire, or None for an error that is not an
+    answer of the API (:class:`TransportError`). ``msg`` is short, stable English.
+    """
+
+    code: str | None = None
+    default_msg: ClassVar[str] = "error"
     http_status: ClassVar[int] = 500
 
-    def __init__(self, msg: str | None = None) -> None:
+    def __init__(self, msg: str | None = None, *, code: str | None = None) -> None:
         self.msg = msg if msg is not None else self.default_msg
+        if code is not None:
+            self.code = code
         super().__init__(self.msg)
 
     def __repr__(self) -> str:
@@ -67,6 +80,12 @@ class MissingParameter(AuthError):
     code = "10003"
     default_msg = "missing parameter"
     http_status = 400
+
+
+class ConfigError(InternalError):
+    """The configuration cannot be used; the message says why, in one line."""
+
+    default_msg = "bad configuration"
 
 
 class InvalidParameter(AuthError):
@@ -95,6 +114,20 @@ class NotFound(InvalidParameter):
 class MethodNotAllowed(InvalidParameter):
     default_msg = "method not allowed"
     http_status = 405
+
+
+class AlreadyExists(InvalidParameter):
+    """Administration: a row that must be unique (user, org, region, key) exists."""
+
+    default_msg = "already exists"
+    http_status = 409
+
+
+class DoesNotExist(InvalidParameter):
+    """Administration: the user, org, region, grant or key named does not exist."""
+
+    default_msg = "does not exist"
+    http_status = 404
 
 
 class PermissionDenied(AuthError):
@@ -165,39 +198,58 @@ class RegionAccessRemoved(WrongTokenKind):
 class TransportError(AuthError):
     """The SDK got no usable answer: connection failed, timed out, or not the envelope."""
 
-    code = ""
     default_msg = "transport error"
     http_status = 502
 
 
-_BY_CODE: dict[str, type[AuthError]] = {
-    cls.code: cls
-    for cls in (
-        InternalError,
-        MissingParameter,
-        InvalidParameter,
-        PermissionDenied,
-        VerificationFailed,
-    )
-}
+WIRE_ERRORS: tuple[type[AuthError], ...] = (
+    InternalError,
+    MissingParameter,
+    InvalidParameter,
+    PermissionDenied,
+    VerificationFailed,
+)
+"""The generic error of each AC code the API answers with, in code order."""
 
-_BY_MSG: dict[tuple[str, str], type[AuthError]] = {}
+_BY_CODE: dict[str, type[AuthError]] = {cls.code: cls for cls in WIRE_ERRORS if cls.code}
+_BY_MSG: dict[tuple[str | None, str], type[AuthError]] = {}
 
 
 def _register(cls: type[AuthError]) -> None:
-    _BY_MSG[(cls.code, cls.default_msg)] = cls
+    _BY_MSG.setdefault((cls.code, cls.default_msg), cls)
     for sub in cls.__subclasses__():
         _register(sub)
 
 
-_register(AuthError)
+for _cls in WIRE_ERRORS:
+    _register(_cls)
 
 
 def error_for(code: str, msg: str) -> AuthError:
-    """The most precise error for a wire ``code`` and ``msg`` (used by the SDK)."""
-    cls = _BY_MSG.get((code, msg)) or _BY_CODE.get(code, AuthError)
-    err = cls(msg)
-    if cls is AuthError:
-        # An unknown code from a foreign server: keep it as sent.
-        err.code = code  # type: ignore[misc]
-    return err
+    """The most precise error for a wire ``code`` and ``msg`` (used by the SDK).
+
+    An unknown code, from a foreign server, is kept as sent on a plain :class:`AuthError`.
+    """
+    cls = _BY_MSG.get((code, msg)) or _BY_CODE.get(code)
+    if cls is None:
+        return AuthError(msg, code=code)
+    return cls(msg)
+
+
+class CodeInfo(NamedTuple):
+    code: str
+    meaning: str
+    causes: tuple[str, ...]
+
+
+def _causes(cls: type[AuthError]) -> list[str]:
+    found: list[str] = []
+    for sub in cls.__subclasses__():
+        found.append(sub.default_msg)
+        found.extend(_causes(sub))
+    return found
+
+
+def code_table() -> list[CodeInfo]:
+    """Each AC code with its generic meaning and the messages of its specific causes."""
+    return [CodeInfo(str(cls.code), cls.default_msg, tuple(_causes(cls))) for cls in WIRE_ERRORS]

@@ -13,10 +13,10 @@ from rich.console import Console
 from rich.table import Table
 
 from acauth.clock import SystemClock
-from acauth.config import ConfigError, Settings
+from acauth.config import Settings
 from acauth.errors import AuthError
 from acauth.service.admin import AdminService
-from acauth.store import Conflict, Store
+from acauth.store import Store
 
 T = TypeVar("T")
 
@@ -36,8 +36,6 @@ def run(coro_fn: Callable[[], Awaitable[T]]) -> T:
     """Run one coroutine; any expected failure becomes one line on stderr and exit 1."""
     try:
         return asyncio.run(coro_fn())  # type: ignore[arg-type]
-    except (Conflict, ConfigError) as exc:
-        raise fail(str(exc)) from None
     except AuthError as exc:
         raise fail(exc.msg) from None
 

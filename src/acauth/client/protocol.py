@@ -18,7 +18,7 @@ import orjson
 
 from acauth import tokens
 from acauth.errors import AuthError, PermissionDenied, TransportError, error_for
-from acauth.keys import sign_request
+from acauth.signing import sign_request
 
 BASE = "/ac/openapi/v2"
 

@@ -18,9 +18,9 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from acauth.clock import Clock, MovableClock, SystemClock
-from acauth.config import ConfigError, Settings
+from acauth.config import Settings
 from acauth.emulator import Emulator
-from acauth.errors import AuthError, MethodNotAllowed, NotFound, StorageUnavailable
+from acauth.errors import AuthError, ConfigError, MethodNotAllowed, NotFound, StorageUnavailable
 from acauth.logs import get_logger
 from acauth.metrics import render
 from acauth.passwords import PasswordService

@@ -9,8 +9,7 @@ from typing import Any
 
 from acauth import tokens
 from acauth.clock import Clock
-from acauth.errors import InvalidParameter
-from acauth.keys import SecretBox, new_access_key, new_secret_key
+from acauth.errors import DoesNotExist, InvalidParameter
 from acauth.models import (
     URL_KINDS,
     AccessKey,
@@ -24,7 +23,8 @@ from acauth.models import (
 )
 from acauth.passwords import hash_password
 from acauth.service import audit
-from acauth.store import Conflict, Store
+from acauth.service.secretbox import SecretBox, new_access_key, new_secret_key
+from acauth.store import Store
 
 
 def _actor() -> str:
@@ -60,7 +60,7 @@ class AdminService:
     async def _user(self, name: str) -> User:
         user = await self.store.get_user_by_name(name)
         if user is None:
-            raise Conflict(f"no user {name}")
+            raise DoesNotExist(f"no user {name}")
         return user
 
     # orgs

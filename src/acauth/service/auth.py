@@ -24,11 +24,12 @@ from acauth.errors import (
     TokenRevoked,
     VerificationFailed,
 )
-from acauth.keys import SecretBox, sign_request
 from acauth.models import URL_KINDS, AuditEntry, TokenRecord, User
 from acauth.passwords import PasswordService
 from acauth.service import audit
+from acauth.service.secretbox import SecretBox
 from acauth.service.state import VerifyState
+from acauth.signing import sign_request
 from acauth.store import Store
 from acauth.tokens import PLATFORM_CLUSTER_ID, PLATFORM_CLUSTER_NAME, Claims
 

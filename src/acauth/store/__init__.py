@@ -1,5 +1,5 @@
 """Persistence: one :class:`Store` over SQLite (sqlite3) or PostgreSQL (asyncpg)."""
 
-from acauth.store.store import Conflict, Store
+from acauth.store.store import Store
 
-__all__ = ["Conflict", "Store"]
+__all__ = ["Store"]

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from acauth.errors import StorageUnavailable
+from acauth.errors import AlreadyExists, DoesNotExist, StorageUnavailable
 from acauth.models import (
     AccessKey,
     AuditEntry,
@@ -100,10 +100,6 @@ class _Prefixed:
 
     def __getattr__(self, name: str) -> Any:
         return self._m[self._p + name]
-
-
-class Conflict(Exception):
-    """A row that must be unique already exists, or one that must exist does not."""
 
 
 class Store:
@@ -277,7 +273,7 @@ class Store:
                     )
                 )
             except IntegrityError as exc:
-                raise Conflict(f"org {org.org_id} already exists") from exc
+                raise AlreadyExists(f"org {org.org_id} already exists") from exc
 
         return await self._tx(run)
 
@@ -301,7 +297,7 @@ class Store:
                 update(t.orgs).where(t.orgs.c.org_id == org_id).values(enabled=enabled)
             )
             if res.rowcount == 0:
-                raise Conflict(f"no org {org_id}")
+                raise DoesNotExist(f"no org {org_id}")
             self._log(conn, "org", org_id, now_ms)
 
         return await self._tx(run)
@@ -342,7 +338,9 @@ class Store:
             try:
                 conn.execute(insert(t.users).values(**values, created_ms=now_ms))
             except IntegrityError as exc:
-                raise Conflict(f"user {user.name} or id {user.user_id} already exists") from exc
+                raise AlreadyExists(
+                    f"user {user.name} or id {user.user_id} already exists"
+                ) from exc
 
         return await self._tx(run)
 
@@ -377,7 +375,7 @@ class Store:
         def run(conn: Connection) -> None:
             res = conn.execute(update(t.users).where(t.users.c.user_id == user_id).values(**fields))
             if res.rowcount == 0:
-                raise Conflict(f"no user {user_id}")
+                raise DoesNotExist(f"no user {user_id}")
             self._log(conn, "user", user_id, now_ms)
 
         return await self._tx(run)
@@ -391,7 +389,7 @@ class Store:
             )
             res = conn.execute(delete(t.users).where(t.users.c.user_id == user_id))
             if res.rowcount == 0:
-                raise Conflict(f"no user {user_id}")
+                raise DoesNotExist(f"no user {user_id}")
             self._log(conn, "user", user_id, now_ms)
 
         return await self._tx(run)
@@ -416,7 +414,7 @@ class Store:
                     )
                 )
             except IntegrityError as exc:
-                raise Conflict(f"region {region.cluster_id} already exists") from exc
+                raise AlreadyExists(f"region {region.cluster_id} already exists") from exc
             self._insert_urls(conn, region.cluster_id, region.urls)
 
         return await self._tx(run)
@@ -446,7 +444,7 @@ class Store:
                 )
             ).first()
             if exists is None:
-                raise Conflict(f"no region {cluster_id}")
+                raise DoesNotExist(f"no region {cluster_id}")
             conn.execute(
                 delete(t.region_urls).where(
                     t.region_urls.c.cluster_id == cluster_id, t.region_urls.c.kind == kind
@@ -503,7 +501,7 @@ class Store:
             try:
                 conn.execute(stmt)
             except IntegrityError as exc:
-                raise Conflict("no such user or region") from exc
+                raise DoesNotExist("no such user or region") from exc
             self._log(conn, "user", g.user_id, now_ms)
 
         return await self._tx(run)
@@ -516,7 +514,7 @@ class Store:
                 )
             )
             if res.rowcount == 0:
-                raise Conflict("no such grant")
+                raise DoesNotExist("no such grant")
             self._log(conn, "user", user_id, now_ms)
 
         return await self._tx(run)
@@ -554,7 +552,7 @@ class Store:
                     )
                 )
             except IntegrityError as exc:
-                raise Conflict(f"access key {key.access_key} already exists") from exc
+                raise AlreadyExists(f"access key {key.access_key} already exists") from exc
 
         return await self._tx(run)
 
@@ -600,7 +598,7 @@ class Store:
                 delete(t.access_keys).where(t.access_keys.c.access_key == access_key)
             )
             if res.rowcount == 0:
-                raise Conflict(f"no access key {access_key}")
+                raise DoesNotExist(f"no access key {access_key}")
 
         return await self._tx(run)
 
@@ -751,7 +749,7 @@ class Store:
             # Lost the race (PostgreSQL waited on the row lock): the winner has committed.
             r = conn.execute(_SUCCESSOR_OF, {"old": old_jti}).first()
             if r is None:
-                raise Conflict(f"token {old_jti} is not recorded")
+                raise DoesNotExist(f"token {old_jti} is not recorded")
             return self._token(r)
 
         return await self._tx(run)

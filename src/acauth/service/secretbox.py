@@ -1,14 +1,12 @@
-"""Access keys (AK/SK): the request signature of API.md §4.2, and the SK at rest.
+"""Access keys at rest: new AK/SK pairs, and the SK sealed with AES-256-GCM.
 
-The SK is stored encrypted with AES-256-GCM under a key derived (HKDF-SHA256)
-from the first server secret; the access key is bound in as associated data
-so a ciphertext cannot be moved to another key's row.
+The sealing key is derived (HKDF-SHA256) from the first server secret; the
+access key is bound in as associated data so a ciphertext cannot be moved to
+another key's row.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
 import secrets
 
@@ -20,23 +18,6 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from acauth.errors import InternalError
 
 _INFO = b"acauth secret-key encryption v1"
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"')
-
-
-def string_to_sign(access_key: str, timestamp: str, user: str) -> str:
-    return (
-        f'{{"accessKey":"{_escape(access_key)}","timestamp":"{_escape(timestamp)}",'
-        f'"user":"{_escape(user)}"}}'
-    )
-
-
-def sign_request(secret_key: str, access_key: str, timestamp: str, user: str) -> str:
-    """Lowercase hex HMAC-SHA256 of :func:`string_to_sign`, keyed by the SK."""
-    message = string_to_sign(access_key, timestamp, user).encode("utf-8")
-    return hmac.new(secret_key.encode("utf-8"), message, hashlib.sha256).hexdigest()
 
 
 def new_access_key() -> str:
