@@ -193,7 +193,7 @@ def mint(data_dir: Path, secret: str, count: int, *, revoked: bool = False) -> l
         store = await Store.open(f"sqlite:///{data_dir / 'acauth.db'}")
         try:
             for i in range(0, len(records), 5000):
-                await store.add_tokens(records[i : i + 5000])
+                await store.tokens.add(records[i : i + 5000])
         finally:
             await store.close()
 

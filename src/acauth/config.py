@@ -1,26 +1,44 @@
 """Configuration: one :class:`Settings` object, built at the edge and passed down.
 
-The environment (``ACAUTH_*``) is read only by :meth:`Settings.from_env`, called
-by the CLI and the ASGI factory.
+A ``Settings`` built in code is plain data: it never reads the environment, and
+what it is given is what it holds. The environment (``ACAUTH_*``) is read only by
+:meth:`Settings.from_env`, called at the edges (``acauth serve``, the admin
+commands, the ASGI factory). A worker process receives its parent's settings
+whole through :meth:`Settings.to_worker_env` and :meth:`Settings.from_worker_env`.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
+import orjson
 import platformdirs
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from acauth.errors import ConfigError
 
 MIN_SECRET_BYTES = 32
+ENV_PREFIX = "ACAUTH_"
+WORKER_ENV = "ACAUTH_WORKER_SETTINGS"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ACAUTH_", extra="ignore")
+    """Everything a server, the admin commands and the worker processes are configured by.
+
+    Each field is the environment variable ``ACAUTH_<NAME>`` (see README).
+    """
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid")
 
     data_dir: Path = Field(
         default_factory=lambda: Path(platformdirs.user_data_dir("acauth", appauthor=False))
@@ -45,16 +63,70 @@ class Settings(BaseSettings):
     hash_workers: int = Field(default_factory=lambda: max(1, (os.cpu_count() or 2) - 1), gt=0)
     refresh_interval_s: float = Field(default=0.25, gt=0)
 
-    host: str = "127.0.0.1"
-    port: int = 8000
-    workers: int = Field(default=1, gt=0)
     emulator: bool = False
     log_json: bool | None = None  # None: JSON unless stderr is a terminal
 
     @classmethod
-    def from_env(cls, **overrides: object) -> Settings:
-        values = {k: v for k, v in overrides.items() if v is not None}
-        return cls(**values)  # type: ignore[arg-type]
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Built in code: only what the code gives. The environment is from_env's job.
+        return (init_settings,)
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Settings:
+        """Settings from ``ACAUTH_*``; each override that is not None wins over its variable.
+
+        An explicit ``data_dir`` without a ``database_url`` also wins over
+        ``ACAUTH_DATABASE_URL``: the store is where the command line says.
+        Raises :class:`~acauth.errors.ConfigError` with one line saying what is wrong.
+        """
+        explicit = {k: v for k, v in overrides.items() if v is not None}
+        source = EnvSettingsSource(
+            cls, env_prefix=ENV_PREFIX, case_sensitive=False, env_ignore_empty=True
+        )
+        values = dict(source())
+        if "data_dir" in explicit and "database_url" not in explicit:
+            values.pop("database_url", None)
+        return cls.validated({**values, **explicit})
+
+    @classmethod
+    def validated(cls, values: Mapping[str, Any]) -> Settings:
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{ENV_PREFIX}{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}"
+                for e in exc.errors()
+            )
+            raise ConfigError(f"bad configuration: {problems}") from None
+
+    def to_worker_env(self) -> dict[str, str]:
+        """What a worker process needs to rebuild these exact settings: one variable.
+
+        The secret travels with them when it was configured as a value (as it
+        came, from the environment); a generated secret stays in its file.
+        """
+        data = self.model_dump(exclude_unset=False)
+        data["secret"] = self.secret.get_secret_value() if self.secret is not None else None
+        return {WORKER_ENV: orjson.dumps(data, default=str).decode()}
+
+    @classmethod
+    def from_worker_env(cls, environ: Mapping[str, str]) -> Settings | None:
+        """The settings :meth:`to_worker_env` handed over, or None if there are none."""
+        raw = environ.get(WORKER_ENV)
+        if raw is None:
+            return None
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise ConfigError(f"{WORKER_ENV} is not JSON") from None
+        return cls.validated(data)
 
     @property
     def resolved_database_url(self) -> str:

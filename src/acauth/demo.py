@@ -16,10 +16,9 @@ REGIONS = ((11112, "OpenAPI计算中心"), (11126, "test中心"))
 
 async def seed(admin: AdminService) -> bool:
     """Create the demo tenant unless its user exists; True if it was created."""
-    store = admin.store
-    if await store.get_user_by_name(USER) is not None:
+    if await admin.find_user(USER) is not None:
         return False
-    if await store.get_org(ORG_ID) is None:
+    if await admin.find_org(ORG_ID) is None:
         await admin.add_org(ORG_ID, "demo org")
     await admin.add_user(
         USER,
@@ -34,7 +33,7 @@ async def seed(admin: AdminService) -> bool:
         address="",
     )
     for cluster_id, name in REGIONS:
-        if await store.get_region(cluster_id) is None:
+        if await admin.find_region(cluster_id) is None:
             await admin.add_region(cluster_id, name, f"{name} (demo region)")
             host = f"https://{cluster_id}.demo.invalid"
             for kind, port in (("hpc", 65051), ("efile", 65052), ("ai", 65053)):

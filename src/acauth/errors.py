@@ -54,6 +54,8 @@ class AuthError(Exception):
     code: str | None = None
     default_msg: ClassVar[str] = "error"
     http_status: ClassVar[int] = 500
+    # False for errors the AC API never answers with (administration, configuration).
+    on_wire: ClassVar[bool] = True
 
     def __init__(self, msg: str | None = None, *, code: str | None = None) -> None:
         self.msg = msg if msg is not None else self.default_msg
@@ -86,6 +88,7 @@ class ConfigError(InternalError):
     """The configuration cannot be used; the message says why, in one line."""
 
     default_msg = "bad configuration"
+    on_wire = False
 
 
 class InvalidParameter(AuthError):
@@ -121,6 +124,7 @@ class AlreadyExists(InvalidParameter):
 
     default_msg = "already exists"
     http_status = 409
+    on_wire = False
 
 
 class DoesNotExist(InvalidParameter):
@@ -128,6 +132,7 @@ class DoesNotExist(InvalidParameter):
 
     default_msg = "does not exist"
     http_status = 404
+    on_wire = False
 
 
 class PermissionDenied(AuthError):
@@ -245,8 +250,9 @@ class CodeInfo(NamedTuple):
 def _causes(cls: type[AuthError]) -> list[str]:
     found: list[str] = []
     for sub in cls.__subclasses__():
-        found.append(sub.default_msg)
-        found.extend(_causes(sub))
+        if sub.on_wire:
+            found.append(sub.default_msg)
+            found.extend(_causes(sub))
     return found
 
 

@@ -14,15 +14,22 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-import orjson
+import httpx
 
 from acauth import tokens
 from acauth.client.aio import AsyncClient
 from acauth.client.protocol import token_call
 from acauth.client.sync import Client
-from acauth.errors import AuthError, MissingParameter, PermissionDenied
+from acauth.errors import (
+    AuthError,
+    InvalidParameter,
+    MissingParameter,
+    PermissionDenied,
+    VerificationFailed,
+)
 from acauth.tokens import Claims
 from acauth.verify import verify_token
+from acauth.wire import render_error
 
 
 class LocalVerifier:
@@ -45,7 +52,11 @@ class LocalVerifier:
 
 
 class RemoteVerifier:
-    """Verify through ``tokens/state``; a positive answer is cached for ``cache_s`` at most."""
+    """Verify through ``tokens/state``; a positive answer is cached for ``cache_s`` at most.
+
+    ``clock`` (seconds since the epoch) dates both the cache and the token's own
+    expiry; ``transport`` and ``async_transport`` go to the underlying httpx clients.
+    """
 
     def __init__(
         self,
@@ -54,11 +65,17 @@ class RemoteVerifier:
         cache_s: float = 5.0,
         timeout: float = 5.0,
         max_entries: int = 10_000,
+        clock: Callable[[], float] = time.time,
+        transport: httpx.BaseTransport | None = None,
+        async_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = base_url
         self.cache_s = cache_s
         self.timeout = timeout
         self.max_entries = max_entries
+        self._clock = clock
+        self._transport = transport
+        self._async_transport = async_transport
         self._cache: dict[str, tuple[float, Claims]] = {}
         self._lock = threading.Lock()
         self._client: Client | None = None
@@ -67,20 +84,20 @@ class RemoteVerifier:
     def _cached(self, token: str) -> tuple[str, Claims | None]:
         key = hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
         hit = self._cache.get(key)
-        now = time.monotonic()
-        if hit is not None and hit[0] > now:
+        if hit is not None and hit[0] > self._clock():
             return key, hit[1]
         return key, None
 
     def _remember(self, key: str, token: str) -> Claims:
         claims = tokens.unverified_claims(token)
+        now = self._clock()
         # Never beyond the token's own expiry.
-        ttl = min(self.cache_s, claims.expire_ms / 1000 - time.time())
+        ttl = min(self.cache_s, claims.expire_ms / 1000 - now)
         with self._lock:
             if len(self._cache) >= self.max_entries:
                 self._cache.clear()
             if ttl > 0:
-                self._cache[key] = (time.monotonic() + ttl, claims)
+                self._cache[key] = (now + ttl, claims)
         return claims
 
     def verify(self, token: str) -> Claims:
@@ -88,7 +105,7 @@ class RemoteVerifier:
         if claims is not None:
             return claims
         if self._client is None:
-            self._client = Client(self.base_url, timeout=self.timeout)
+            self._client = Client(self.base_url, timeout=self.timeout, transport=self._transport)
         self._client.send(token_call("GET", "tokens/state", token))
         return self._remember(key, token)
 
@@ -97,7 +114,9 @@ class RemoteVerifier:
         if claims is not None:
             return claims
         if self._aclient is None:
-            self._aclient = AsyncClient(self.base_url, timeout=self.timeout)
+            self._aclient = AsyncClient(
+                self.base_url, timeout=self.timeout, transport=self._async_transport
+            )
         await self._aclient.send(token_call("GET", "tokens/state", token))
         return self._remember(key, token)
 
@@ -117,12 +136,12 @@ Verifier = LocalVerifier | RemoteVerifier
 
 
 def _rejection(err: AuthError) -> bytes:
-    if not isinstance(err, MissingParameter | PermissionDenied) and err.code not in (
-        "10004",
-        "10009",
+    """The envelope of a refused request; a verifier that could not decide denies (10008)."""
+    if not isinstance(
+        err, MissingParameter | InvalidParameter | PermissionDenied | VerificationFailed
     ):
         err = PermissionDenied(err.msg)
-    return orjson.dumps({"code": err.code or "10008", "msg": err.msg, "data": None})
+    return render_error(err, strict=False).body
 
 
 def _token_from(raw: bytes | str | None) -> str:

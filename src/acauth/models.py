@@ -125,3 +125,18 @@ class AuditEntry:
     user: str
     subject: str = ""
     detail: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditQuery:
+    """Which audit records to list, newest first.
+
+    ``kind`` matches as a prefix (``login`` covers ``login.failed``);
+    ``until_ms`` is exclusive.
+    """
+
+    user: str | None = None
+    kind: str | None = None
+    since_ms: int | None = None
+    until_ms: int | None = None
+    limit: int = 100

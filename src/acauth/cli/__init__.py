@@ -1,17 +1,20 @@
-"""The ``acauth`` command."""
+"""The ``acauth`` command.
+
+Only what ``--help`` shows is imported here: the server, the store and the
+admin service are imported by the commands that run them (they come with the
+``server`` extra).
+"""
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from acauth.cli import admin, client
-from acauth.cli.output import GLOBAL_OPTIONS
+from acauth.cli.output import StoreOptions
 from acauth.cli.serve import serve
-from acauth.logs import configure
 
 app = typer.Typer(
     name="acauth",
@@ -24,19 +27,18 @@ app = typer.Typer(
 
 @app.callback()
 def root(
+    ctx: typer.Context,
     data_dir: Annotated[
-        Path | None, typer.Option(envvar="ACAUTH_DATA_DIR", help="Data directory (SQLite, secret).")
+        Path | None,
+        typer.Option(help="Data directory (SQLite, secret). Else ACAUTH_DATA_DIR."),
     ] = None,
     database_url: Annotated[
-        str | None, typer.Option(envvar="ACAUTH_DATABASE_URL", help="sqlite:///… or postgresql://…")
+        str | None,
+        typer.Option(help="sqlite:///… or postgresql://…  Else ACAUTH_DATABASE_URL."),
     ] = None,
 ) -> None:
     """Options here apply to every command (admin commands use the server's database)."""
-    configure(level=logging.WARNING)
-    if data_dir is not None:
-        GLOBAL_OPTIONS["data_dir"] = data_dir
-    if database_url is not None:
-        GLOBAL_OPTIONS["database_url"] = database_url
+    ctx.obj = StoreOptions(data_dir, database_url)
 
 
 app.command()(serve)

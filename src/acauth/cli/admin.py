@@ -10,8 +10,7 @@ import orjson
 import typer
 
 from acauth.cli.output import console, emit, emit_one, fail, with_admin
-from acauth.models import RegionUrl
-from acauth.service.admin import AdminService
+from acauth.models import AuditQuery, RegionUrl
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
@@ -29,30 +28,32 @@ token_app = typer.Typer(help="Tokens.", no_args_is_help=True)
 
 
 @org_app.command("add")
-def org_add(org_id: str, name: Annotated[str, typer.Option(help="Display name.")] = "") -> None:
+def org_add(
+    ctx: typer.Context, org_id: str, name: Annotated[str, typer.Option(help="Display name.")] = ""
+) -> None:
     """Add an organisation."""
-    with_admin(lambda a: a.add_org(org_id, name))
+    with_admin(ctx, lambda a: a.add_org(org_id, name))
     console.print(f"org {org_id} added")
 
 
 @org_app.command("list")
-def org_list(as_json: JsonOpt = False) -> None:
+def org_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """List organisations."""
-    orgs = with_admin(lambda a: a.store.list_orgs())
+    orgs = with_admin(ctx, lambda a: a.list_orgs())
     emit([{"orgId": o.org_id, "name": o.name, "enabled": o.enabled} for o in orgs], as_json=as_json)
 
 
 @org_app.command("disable")
-def org_disable(org_id: str) -> None:
+def org_disable(ctx: typer.Context, org_id: str) -> None:
     """Disable an organisation: its logins stop, its tokens stop verifying."""
-    with_admin(lambda a: a.set_org_enabled(org_id, False))
+    with_admin(ctx, lambda a: a.set_org_enabled(org_id, False))
     console.print(f"org {org_id} disabled")
 
 
 @org_app.command("enable")
-def org_enable(org_id: str) -> None:
+def org_enable(ctx: typer.Context, org_id: str) -> None:
     """Enable an organisation again."""
-    with_admin(lambda a: a.set_org_enabled(org_id, True))
+    with_admin(ctx, lambda a: a.set_org_enabled(org_id, True))
     console.print(f"org {org_id} enabled")
 
 
@@ -71,6 +72,7 @@ PasswordOpt = Annotated[
 
 @user_app.command("add")
 def user_add(
+    ctx: typer.Context,
     name: str,
     password: PasswordOpt,
     user_id: Annotated[int | None, typer.Option(help="Numeric user id (default: next).")] = None,
@@ -82,6 +84,7 @@ def user_add(
 ) -> None:
     """Add a user."""
     user = with_admin(
+        ctx,
         lambda a: a.add_user(
             name,
             password,
@@ -91,15 +94,15 @@ def user_add(
             full_name=full_name,
             email=email,
             telephone=telephone,
-        )
+        ),
     )
     console.print(f"user {user.name} added with id {user.user_id}")
 
 
 @user_app.command("list")
-def user_list(as_json: JsonOpt = False) -> None:
+def user_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """List users."""
-    users = with_admin(lambda a: a.store.list_users())
+    users = with_admin(ctx, lambda a: a.list_users())
     emit(
         [
             {
@@ -116,9 +119,9 @@ def user_list(as_json: JsonOpt = False) -> None:
 
 
 @user_app.command("show")
-def user_show(name: str, as_json: JsonOpt = False) -> None:
+def user_show(ctx: typer.Context, name: str, as_json: JsonOpt = False) -> None:
     """Show a user with grants and access keys."""
-    view = with_admin(lambda a: a.show_user(name))
+    view = with_admin(ctx, lambda a: a.show_user(name))
     u = view.user
     emit_one(
         {
@@ -145,37 +148,37 @@ def user_show(name: str, as_json: JsonOpt = False) -> None:
 
 
 @user_app.command("disable")
-def user_disable(name: str) -> None:
+def user_disable(ctx: typer.Context, name: str) -> None:
     """Disable a user: their tokens stop verifying at once."""
-    with_admin(lambda a: a.set_status(name, "Disable"))
+    with_admin(ctx, lambda a: a.set_status(name, "Disable"))
     console.print(f"user {name} disabled")
 
 
 @user_app.command("enable")
-def user_enable(name: str, status: str = "Normal") -> None:
+def user_enable(ctx: typer.Context, name: str, status: str = "Normal") -> None:
     """Enable a user (status Normal unless given)."""
-    with_admin(lambda a: a.set_status(name, status))
+    with_admin(ctx, lambda a: a.set_status(name, status))
     console.print(f"user {name} enabled ({status})")
 
 
 @user_app.command("set-status")
-def user_set_status(name: str, status: str) -> None:
+def user_set_status(ctx: typer.Context, name: str, status: str) -> None:
     """Set the account status: Normal, Trial, Owe or Disable."""
-    with_admin(lambda a: a.set_status(name, status))
+    with_admin(ctx, lambda a: a.set_status(name, status))
     console.print(f"user {name} status {status}")
 
 
 @user_app.command("passwd")
-def user_passwd(name: str, password: PasswordOpt) -> None:
+def user_passwd(ctx: typer.Context, name: str, password: PasswordOpt) -> None:
     """Set a user's password (and clear any lockout)."""
-    with_admin(lambda a: a.set_password(name, password))
+    with_admin(ctx, lambda a: a.set_password(name, password))
     console.print(f"password of {name} changed")
 
 
 @user_app.command("delete")
-def user_delete(name: str) -> None:
+def user_delete(ctx: typer.Context, name: str) -> None:
     """Delete a user and revoke their tokens."""
-    with_admin(lambda a: a.delete_user(name))
+    with_admin(ctx, lambda a: a.delete_user(name))
     console.print(f"user {name} deleted")
 
 
@@ -183,16 +186,16 @@ def user_delete(name: str) -> None:
 
 
 @region_app.command("add")
-def region_add(cluster_id: int, name: str, description: str = "") -> None:
+def region_add(ctx: typer.Context, cluster_id: int, name: str, description: str = "") -> None:
     """Add a region."""
-    with_admin(lambda a: a.add_region(cluster_id, name, description))
+    with_admin(ctx, lambda a: a.add_region(cluster_id, name, description))
     console.print(f"region {cluster_id} added")
 
 
 @region_app.command("list")
-def region_list(as_json: JsonOpt = False) -> None:
+def region_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """List regions with their URLs."""
-    regions = with_admin(lambda a: a.store.list_regions())
+    regions = with_admin(ctx, lambda a: a.list_regions())
     emit(
         [
             {
@@ -209,6 +212,7 @@ def region_list(as_json: JsonOpt = False) -> None:
 
 @region_app.command("set-url")
 def region_set_url(
+    ctx: typer.Context,
     cluster_id: int,
     kind: Annotated[str, typer.Argument(help="hpc, efile, ai, eshell or ingress")],
     urls: Annotated[list[str], typer.Argument(help="The URLs (replace the current list).")],
@@ -217,7 +221,7 @@ def region_set_url(
 ) -> None:
     """Replace the URL list of one service kind of a region."""
     rows = [RegionUrl(kind, u, not disabled, version) for u in urls]
-    with_admin(lambda a: a.set_urls(cluster_id, kind, rows))
+    with_admin(ctx, lambda a: a.set_urls(cluster_id, kind, rows))
     console.print(f"region {cluster_id}: {len(rows)} {kind} url(s)")
 
 
@@ -225,16 +229,18 @@ def region_set_url(
 
 
 @grant_app.command("add")
-def grant_add(user: str, region: int, compute_user: str = "", home_path: str = "") -> None:
+def grant_add(
+    ctx: typer.Context, user: str, region: int, compute_user: str = "", home_path: str = ""
+) -> None:
     """Grant USER the region REGION (cluster id)."""
-    g = with_admin(lambda a: a.grant(user, region, compute_user or None, home_path or None))
+    g = with_admin(ctx, lambda a: a.grant(user, region, compute_user or None, home_path or None))
     console.print(f"{user} granted {region} as {g.compute_user} ({g.home_path})")
 
 
 @grant_app.command("remove")
-def grant_remove(user: str, region: int) -> None:
+def grant_remove(ctx: typer.Context, user: str, region: int) -> None:
     """Remove USER's grant to REGION."""
-    with_admin(lambda a: a.revoke_grant(user, region))
+    with_admin(ctx, lambda a: a.revoke_grant(user, region))
     console.print(f"{user} no longer granted {region}")
 
 
@@ -243,12 +249,13 @@ def grant_remove(user: str, region: int) -> None:
 
 @key_app.command("create")
 def key_create(
+    ctx: typer.Context,
     user: str,
     org: Annotated[str, typer.Option(help="orgId for the invoker claim.")] = "",
     as_json: JsonOpt = False,
 ) -> None:
     """Create an access key for USER; the secret key is shown this once."""
-    ak, sk = with_admin(lambda a: a.create_key(user, org))
+    ak, sk = with_admin(ctx, lambda a: a.create_key(user, org))
     emit_one({"accessKey": ak, "secretKey": sk}, as_json=as_json)
     if not as_json:
         console.print("Store the secret key now: it cannot be shown again.")
@@ -256,36 +263,38 @@ def key_create(
 
 @key_app.command("list")
 def key_list(
-    user: Annotated[str | None, typer.Argument()] = None, as_json: JsonOpt = False
+    ctx: typer.Context,
+    user: Annotated[str | None, typer.Argument()] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """List access keys (never their secrets)."""
 
-    async def go(a: AdminService) -> list[dict[str, object]]:
-        uid = (await a.show_user(user)).user.user_id if user else None
-        return [
+    keys = with_admin(ctx, lambda a: a.list_keys(user))
+    emit(
+        [
             {
                 "accessKey": k.access_key,
                 "userId": k.user_id,
                 "orgId": k.org_id,
                 "createdMs": k.created_ms,
             }
-            for k in await a.store.list_access_keys(uid)
-        ]
-
-    emit(with_admin(go), as_json=as_json)
+            for k in keys
+        ],
+        as_json=as_json,
+    )
 
 
 @key_app.command("reseal")
-def key_reseal() -> None:
+def key_reseal(ctx: typer.Context) -> None:
     """Re-encrypt all secret keys under the first secret (step 2 of a secret rotation)."""
-    count = with_admin(lambda a: a.reseal_keys())
+    count = with_admin(ctx, lambda a: a.reseal_keys())
     console.print(f"{count} secret key(s) resealed")
 
 
 @key_app.command("delete")
-def key_delete(access_key: str) -> None:
+def key_delete(ctx: typer.Context, access_key: str) -> None:
     """Delete an access key."""
-    with_admin(lambda a: a.delete_key(access_key))
+    with_admin(ctx, lambda a: a.delete_key(access_key))
     console.print(f"access key {access_key} deleted")
 
 
@@ -293,16 +302,18 @@ def key_delete(access_key: str) -> None:
 
 
 @token_app.command("revoke")
-def token_revoke(token: Annotated[str, typer.Argument(help="The token, or its jti.")]) -> None:
+def token_revoke(
+    ctx: typer.Context, token: Annotated[str, typer.Argument(help="The token, or its jti.")]
+) -> None:
     """Revoke one token."""
-    changed = with_admin(lambda a: a.revoke_token(token))
+    changed = with_admin(ctx, lambda a: a.revoke_token(token))
     console.print("token revoked" if changed else "token was already revoked or is unknown")
 
 
 @token_app.command("revoke-user")
-def token_revoke_user(user: str) -> None:
+def token_revoke_user(ctx: typer.Context, user: str) -> None:
     """Revoke every live token of USER."""
-    count = with_admin(lambda a: a.revoke_user(user))
+    count = with_admin(ctx, lambda a: a.revoke_user(user))
     console.print(f"{count} token(s) of {user} revoked")
 
 
@@ -331,6 +342,7 @@ def parse_when(value: str | None) -> int | None:
 
 @audit_app.callback()
 def audit_list(
+    ctx: typer.Context,
     user: Annotated[str | None, typer.Option(help="Only this user.")] = None,
     kind: Annotated[
         str | None, typer.Option(help="Kind or prefix: login, token.reuse, admin…")
@@ -345,9 +357,8 @@ def audit_list(
     """List audit records, newest first."""
     since_ms, until_ms = parse_when(since), parse_when(until)
     entries = with_admin(
-        lambda a: a.store.list_audit(
-            user=user, kind=kind, since_ms=since_ms, until_ms=until_ms, limit=limit
-        )
+        ctx,
+        lambda a: a.list_audit(AuditQuery(user, kind, since_ms, until_ms, limit)),
     )
     emit(
         [

@@ -1,55 +1,104 @@
-"""Shared CLI plumbing: settings from global options, one-line errors, tables or JSON."""
+"""Shared CLI plumbing: settings at the edge, one-line errors, tables or JSON."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from acauth.clock import SystemClock
-from acauth.config import Settings
 from acauth.errors import AuthError
-from acauth.service.admin import AdminService
-from acauth.store import Store
+
+if TYPE_CHECKING:
+    from acauth.config import Settings
+    from acauth.service.admin import AdminService
 
 T = TypeVar("T")
 
 console = Console()
 err_console = Console(stderr=True)
 
-# Filled by the root callback: --data-dir / --database-url given before the command.
-GLOBAL_OPTIONS: dict[str, Any] = {}
+# Top-level packages that come with ``pip install 'acauth[server]'``.
+SERVER_PACKAGES = frozenset(
+    {
+        "alembic",
+        "argon2",
+        "asyncpg",
+        "cryptography",
+        "prometheus_client",
+        "pydantic_settings",
+        "sqlalchemy",
+        "starlette",
+        "structlog",
+        "uvicorn",
+        "uvloop",
+    }
+)
+
+
+@dataclass(frozen=True)
+class StoreOptions:
+    """``--data-dir`` / ``--database-url`` given before the command (``ctx.obj`` of the root)."""
+
+    data_dir: Path | None = None
+    database_url: str | None = None
 
 
 def fail(message: str) -> typer.Exit:
-    err_console.print(f"error: {message}", markup=False, highlight=False)
+    err_console.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
     return typer.Exit(1)
 
 
-def run(coro_fn: Callable[[], Awaitable[T]]) -> T:
+def server_missing(exc: ModuleNotFoundError) -> typer.Exit:
+    """The one-line answer of a server command run without the ``server`` extra."""
+    if (exc.name or "").split(".")[0] not in SERVER_PACKAGES:
+        raise exc
+    return fail(f"{exc.name} is missing: this command needs pip install 'acauth[server]'")
+
+
+def run(coro_fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run one coroutine; any expected failure becomes one line on stderr and exit 1."""
     try:
-        return asyncio.run(coro_fn())  # type: ignore[arg-type]
+        return asyncio.run(coro_fn())
     except AuthError as exc:
         raise fail(exc.msg) from None
 
 
-def settings(**overrides: Any) -> Settings:
+def settings(ctx: typer.Context, **overrides: Any) -> Settings:
+    """The settings of this command: its options, then the root's, then ``ACAUTH_*``."""
     try:
-        return Settings.from_env(**{**GLOBAL_OPTIONS, **overrides})
-    except ValueError as exc:
-        raise fail(f"bad configuration: {exc}") from None
+        from acauth.config import Settings
+    except ModuleNotFoundError as exc:
+        raise server_missing(exc) from None
+    root = ctx.find_root().obj
+    opts = root if isinstance(root, StoreOptions) else StoreOptions()
+    given: dict[str, Any] = {"data_dir": opts.data_dir, "database_url": opts.database_url}
+    given.update((k, v) for k, v in overrides.items() if v is not None)
+    try:
+        return Settings.from_env(**given)
+    except AuthError as exc:
+        raise fail(exc.msg) from None
 
 
-def with_admin(fn: Callable[[AdminService], Awaitable[T]]) -> T:
-    """Open the configured store, run ``fn`` with an admin service, close the store."""
-    cfg = settings()
+def with_admin(ctx: typer.Context, fn: Callable[[AdminService], Coroutine[Any, Any, T]]) -> T:
+    """Open the store this command names, run ``fn`` with an admin service, close the store."""
+    cfg = settings(ctx)
+    try:
+        from acauth.clock import SystemClock
+        from acauth.logs import configure
+        from acauth.service.admin import AdminService
+        from acauth.store import Store
+    except ModuleNotFoundError as exc:
+        raise server_missing(exc) from None
+    configure(level=logging.WARNING)
 
     async def main() -> T:
         store = await Store.open(cfg.resolved_database_url, timeout_s=cfg.store_timeout_s)

@@ -9,14 +9,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import uvicorn
 
-from acauth import demo as demo_tenant
-from acauth.cli.output import GLOBAL_OPTIONS, console, fail, run, settings
-from acauth.clock import SystemClock
-from acauth.logs import configure
-from acauth.service.admin import AdminService
-from acauth.store import Store
+from acauth.cli.output import console, fail, run, server_missing, settings
 
 
 def is_loopback(host: str) -> bool:
@@ -29,6 +23,7 @@ def is_loopback(host: str) -> bool:
 
 
 def serve(
+    ctx: typer.Context,
     host: Annotated[str, typer.Option(envvar="ACAUTH_HOST")] = "127.0.0.1",
     port: Annotated[int, typer.Option(envvar="ACAUTH_PORT")] = 8000,
     data_dir: Annotated[Path | None, typer.Option(help="Default: the user data directory.")] = None,
@@ -53,30 +48,35 @@ def serve(
     access_log: Annotated[bool, typer.Option(help="Log every request line.")] = False,
 ) -> None:
     """Run the token service."""
+    try:
+        import uvicorn
+
+        from acauth import demo as demo_tenant
+        from acauth.clock import SystemClock
+        from acauth.logs import configure
+        from acauth.service.admin import AdminService
+        from acauth.store import Store
+    except ModuleNotFoundError as exc:
+        raise server_missing(exc) from None
     if emulator and workers != 1:
         raise fail("--emulator runs one worker: its clock and faults live in one process")
     if emulator and not is_loopback(host):
         raise fail(f"--emulator moves the clock for anyone: loopback only, not {host}")
     if demo and not is_loopback(host):
         raise fail(f"--demo serves published credentials and binds loopback only, not {host}")
-    overrides = {
-        "data_dir": data_dir or GLOBAL_OPTIONS.get("data_dir"),
-        "database_url": database_url or GLOBAL_OPTIONS.get("database_url"),
-        "strict_http": strict_http,
-        "renew_grace_s": renew_grace,
-        "revoke_on_reuse": revoke_on_reuse,
-        "emulator": emulator or None,
-        "log_json": log_json,
-    }
-    explicit_store = (
-        overrides["data_dir"]
-        or overrides["database_url"]
-        or os.environ.get("ACAUTH_DATA_DIR")
-        or os.environ.get("ACAUTH_DATABASE_URL")
+    cfg = settings(
+        ctx,
+        data_dir=data_dir,
+        database_url=database_url,
+        strict_http=strict_http,
+        renew_grace_s=renew_grace,
+        revoke_on_reuse=revoke_on_reuse,
+        emulator=emulator or None,
+        log_json=log_json,
     )
-    if demo and not explicit_store:
-        overrides["data_dir"] = Path(tempfile.mkdtemp(prefix="acauth-demo-"))
-    cfg = settings(**overrides)
+    if demo and not ({"data_dir", "database_url"} & cfg.model_fields_set):
+        # No store named anywhere: the demo runs on a fresh one of its own.
+        cfg = cfg.model_copy(update={"data_dir": Path(tempfile.mkdtemp(prefix="acauth-demo-"))})
     configure(json=cfg.log_json)
     keys = cfg.signing_keys()  # fails early on a bad secret; creates data_dir/secret once
 
@@ -99,19 +99,8 @@ def serve(
             highlight=False,
             soft_wrap=True,
         )
-    # Worker processes build their settings from the environment: hand them ours.
-    for name in (
-        "data_dir",
-        "database_url",
-        "strict_http",
-        "renew_grace_s",
-        "revoke_on_reuse",
-        "log_json",
-        "emulator",
-    ):
-        value = getattr(cfg, name)
-        if value is not None:
-            os.environ[f"ACAUTH_{name.upper()}"] = str(value)
+    # The factory, in this process or in each worker, rebuilds exactly these settings.
+    os.environ.update(cfg.to_worker_env())
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Each worker writes its metrics here; /metrics on any worker sums them.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="acauth-metrics-")

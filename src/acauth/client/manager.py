@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncGenerator, Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Required, TypedDict, Unpack
 
 import httpx
 import orjson
@@ -57,8 +57,7 @@ class Credentials:
         if self.access_key and self.secret_key:
             call = p.key_login_call(self.user, self.access_key, self.secret_key)
         else:
-            assert self.password is not None and self.org_id is not None
-            call = p.login_call(self.user, self.password, self.org_id)
+            call = p.login_call(self.user, self.password or "", self.org_id or "")
         return Action(call, p.cluster_tokens)
 
 
@@ -163,21 +162,42 @@ def _cache_for(cache_path: str | Path | None, base_url: str, user: str) -> Token
     return TokenCache(Path(cache_path), f"{base_url.rstrip('/')}|{user}")
 
 
+class ManagerOptions(TypedDict, total=False):
+    """The keyword arguments both managers take (defaults: :class:`_Manager`)."""
+
+    user: Required[str]
+    password: str | None
+    org_id: str | None
+    access_key: str | None
+    secret_key: str | None
+    margin_s: float
+    renew_window_s: float
+    cache_path: str | Path | None
+    clock: Callable[[], float]
+
+
 class _Manager:
-    """What both managers share: the core, built from the same arguments."""
+    """What both managers share: their options, once, and the core built from them.
+
+    ``password`` and ``org_id``, or ``access_key`` and ``secret_key``; ``margin_s``:
+    renew that long before ``expireTime``; ``renew_window_s``: how long after
+    expiry the server still renews; ``cache_path``: a 0600 file shared by
+    processes; ``clock``: seconds since the epoch.
+    """
 
     def __init__(
         self,
         base_url: str,
+        *,
         user: str,
-        password: str | None,
-        org_id: str | None,
-        access_key: str | None,
-        secret_key: str | None,
-        margin_s: float,
-        renew_window_s: float,
-        cache_path: str | Path | None,
-        clock: Callable[[], float],
+        password: str | None = None,
+        org_id: str | None = None,
+        access_key: str | None = None,
+        secret_key: str | None = None,
+        margin_s: float = 60.0,
+        renew_window_s: float = 86_400.0,
+        cache_path: str | Path | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._core = ManagerCore(
             Credentials(user, password, org_id, access_key, secret_key),
@@ -200,30 +220,11 @@ class TokenManager(_Manager):
         self,
         base_url: str,
         *,
-        user: str,
-        password: str | None = None,
-        org_id: str | None = None,
-        access_key: str | None = None,
-        secret_key: str | None = None,
-        margin_s: float = 60.0,
-        renew_window_s: float = 86_400.0,
-        cache_path: str | Path | None = None,
-        clock: Callable[[], float] = time.time,
         timeout: float = 10.0,
         transport: httpx.BaseTransport | None = None,
+        **options: Unpack[ManagerOptions],
     ) -> None:
-        super().__init__(
-            base_url,
-            user,
-            password,
-            org_id,
-            access_key,
-            secret_key,
-            margin_s,
-            renew_window_s,
-            cache_path,
-            clock,
-        )
+        super().__init__(base_url, **options)
         self.client = Client(base_url, timeout=timeout, transport=transport)
         self._lock = threading.Lock()
 
@@ -274,30 +275,11 @@ class AsyncTokenManager(_Manager):
         self,
         base_url: str,
         *,
-        user: str,
-        password: str | None = None,
-        org_id: str | None = None,
-        access_key: str | None = None,
-        secret_key: str | None = None,
-        margin_s: float = 60.0,
-        renew_window_s: float = 86_400.0,
-        cache_path: str | Path | None = None,
-        clock: Callable[[], float] = time.time,
         timeout: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        **options: Unpack[ManagerOptions],
     ) -> None:
-        super().__init__(
-            base_url,
-            user,
-            password,
-            org_id,
-            access_key,
-            secret_key,
-            margin_s,
-            renew_window_s,
-            cache_path,
-            clock,
-        )
+        super().__init__(base_url, **options)
         self.client = AsyncClient(base_url, timeout=timeout, transport=transport)
         self._lock = asyncio.Lock()
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import gc
+import os
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -19,12 +19,19 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from acauth.clock import Clock, MovableClock, SystemClock
 from acauth.config import Settings
-from acauth.emulator import Emulator
-from acauth.errors import AuthError, ConfigError, MethodNotAllowed, NotFound, StorageUnavailable
+from acauth.errors import (
+    AuthError,
+    ConfigError,
+    InternalError,
+    MethodNotAllowed,
+    NotFound,
+    StorageUnavailable,
+)
 from acauth.logs import get_logger
 from acauth.metrics import render
 from acauth.passwords import PasswordService
 from acauth.server.docs import render_docs
+from acauth.server.emulator import Emulator
 from acauth.server.envelope import JSON, error_response, ok
 from acauth.server.routes import STATE, Runtime, ac_routes, fast_state
 from acauth.service.auth import AuthService, Policy
@@ -143,19 +150,16 @@ def create_app(
     async def readyz(request: Request) -> Response:
         svc = rt.svc
         try:
-            await svc.store.ping()
+            await svc.check_store()
         except StorageUnavailable as err:
-            # Verification goes on from memory; say how old that knowledge is.
-            body = {
-                "code": err.code,
-                "msg": err.msg,
-                "data": {
-                    "status": "degraded",
-                    "store": "unavailable",
-                    "stateStaleMs": svc.state.stale_ms,
-                },
+            # Verification goes on from memory; say how old that knowledge is. A probe
+            # reads the status, so it is the strict one (503) whatever the AC API uses.
+            data = {
+                "status": "degraded",
+                "store": "unavailable",
+                "stateStaleMs": svc.state.stale_ms,
             }
-            return Response(orjson.dumps(body), status_code=503, media_type=JSON)
+            return error_response(err, strict=True, data=data)
         return ok({"status": "ok", "store": "ok", "stateStaleMs": svc.state.stale_ms})
 
     openapi_bytes = OPENAPI_PATH.read_bytes()
@@ -171,10 +175,11 @@ def create_app(
         return HTMLResponse(render_docs(openapi_bytes))
 
     async def http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        err: AuthError = NotFound() if exc.status_code == 404 else MethodNotAllowed()
-        if exc.status_code not in (404, 405):
-            err = AuthError(exc.detail)
+        if not isinstance(exc, HTTPException):
+            return error_response(InternalError(), strict=rt.strict)
+        err: AuthError = {404: NotFound(), 405: MethodNotAllowed()}.get(
+            exc.status_code, InternalError(exc.detail)
+        )
         response = error_response(err, strict=rt.strict)
         if exc.headers:
             response.headers.update(exc.headers)
@@ -205,9 +210,13 @@ def create_app(
 
 
 def app_from_env() -> FrontDoor:
-    """ASGI factory for ``uvicorn --factory`` and multi-worker serving."""
+    """ASGI factory for ``uvicorn --factory`` and the workers of ``acauth serve``.
+
+    A worker started by ``acauth serve`` takes its parent's settings whole
+    (:meth:`Settings.from_worker_env`); run directly, it reads ``ACAUTH_*``.
+    """
     from acauth.logs import configure
 
-    settings = Settings.from_env()
+    settings = Settings.from_worker_env(os.environ) or Settings.from_env()
     configure(json=settings.log_json)
     return create_app(settings)

@@ -7,14 +7,18 @@ from typing import Any
 
 import orjson
 
-ERRORS = (
-    ("0", "success"),
-    ("10001", "internal error (storage unavailable)"),
-    ("10003", "missing parameter"),
-    ("10004", "invalid parameter (malformed token, bad timestamp, header too large)"),
-    ("10008", "token expired, revoked, bad signature: renew or log in again"),
-    ("10009", "verification failed (credentials, AK/SK signature, disabled, locked)"),
-)
+from acauth.errors import code_table
+
+
+def _error_rows() -> str:
+    rows = ["<tr><td>0</td><td>success</td><td></td></tr>"]
+    for info in code_table():
+        causes = ", ".join(info.causes)
+        rows.append(
+            f"<tr><td>{info.code}</td><td>{html.escape(info.meaning)}</td>"
+            f"<td>{html.escape(causes)}</td></tr>"
+        )
+    return "".join(rows)
 
 
 def render_docs(openapi: bytes) -> str:
@@ -48,7 +52,9 @@ def render_docs(openapi: bytes) -> str:
             parts.append(
                 f"<table><tr><th>header</th><th>meaning</th><th>example</th></tr>{rows}</table>"
             )
-    rows = "".join(f"<tr><td>{code}</td><td>{html.escape(text)}</td></tr>" for code, text in ERRORS)
-    parts.append(f"<h2>Error codes</h2><table><tr><th>code</th><th>meaning</th></tr>{rows}</table>")
+    parts.append(
+        "<h2>Error codes</h2><table><tr><th>code</th><th>meaning</th><th>messages</th></tr>"
+        f"{_error_rows()}</table>"
+    )
     parts.append("</body></html>")
     return "".join(parts)

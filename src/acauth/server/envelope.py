@@ -1,37 +1,26 @@
-"""The AC response envelope and the request-header rules of API.md §1."""
+"""Starlette responses of the AC envelope, and the request-header rules of API.md §1."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
 
-import orjson
 from starlette.responses import Response
 
 from acauth.errors import AuthError, HeaderTooLarge, InvalidParameter, MissingParameter
+from acauth.wire import JSON, envelope, render_error
 
-JSON = "application/json"
-
-
-def envelope(data: Any) -> bytes:
-    return orjson.dumps({"code": "0", "msg": "success", "data": data})
+__all__ = ["JSON", "error_response", "ok", "read_headers"]
 
 
 def ok(data: Any) -> Response:
     return Response(envelope(data), media_type=JSON)
 
 
-def error_body(err: AuthError) -> bytes:
-    return orjson.dumps({"code": err.code, "msg": err.msg, "data": None})
-
-
-def status_for(err: AuthError, *, strict: bool) -> int:
-    """HTTP 200 with the code in the body, unless strict; 404 and 405 always keep theirs."""
-    return err.http_status if strict or err.http_status in (404, 405) else 200
-
-
-def error_response(err: AuthError, *, strict: bool) -> Response:
-    return Response(error_body(err), status_code=status_for(err, strict=strict), media_type=JSON)
+def error_response(err: AuthError, *, strict: bool, data: Any = None) -> Response:
+    """:func:`~acauth.wire.render_error` as a Starlette response."""
+    status, _code, body = render_error(err, strict=strict, data=data)
+    return Response(body, status_code=status, media_type=JSON)
 
 
 def read_headers(

@@ -15,16 +15,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from acauth.errors import AuthError, InternalError
 from acauth.logs import get_logger
 from acauth.metrics import LATENCY, REQUESTS
-from acauth.server.envelope import (
-    JSON,
-    envelope,
-    error_body,
-    error_response,
-    ok,
-    read_headers,
-    status_for,
-)
-from acauth.service.auth import AuthService, IssuedToken
+from acauth.models import URL_KINDS, User
+from acauth.server.envelope import ok, read_headers
+from acauth.service.auth import AuthService, CenterInfo, IssuedToken
+from acauth.wire import JSON, envelope, render_error
 
 log = get_logger("acauth.server")
 
@@ -78,12 +72,11 @@ def guarded(rt: Runtime, path: str, fn: Handler) -> Handler:
         start = time.perf_counter()
         try:
             response = await fn(request)
-        except AuthError as err:
-            meter.done(err.code, start)
-            return error_response(err, strict=rt.strict)
         except Exception as exc:
-            meter.done(InternalError.code, start)
-            return error_response(unexpected(path, exc), strict=rt.strict)
+            err = exc if isinstance(exc, AuthError) else unexpected(path, exc)
+            status, code, body = render_error(err, strict=rt.strict)
+            meter.done(code, start)
+            return Response(body, status_code=status, media_type=JSON)
         meter.done("0", start)
         return response
 
@@ -109,16 +102,16 @@ def fast_state(rt: Runtime) -> ASGIApp:
             rt.svc.verify(token)
         except Exception as exc:
             err = exc if isinstance(exc, AuthError) else unexpected(STATE, exc)
-            body = error_body(err)
+            status, code, body = render_error(err, strict=rt.strict)
             await send(
                 {
                     "type": "http.response.start",
-                    "status": status_for(err, strict=rt.strict),
+                    "status": status,
                     "headers": [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())],
                 }
             )
             await send({"type": "http.response.body", "body": body})
-            meter.done(err.code, start)
+            meter.done(code, start)
             return
         await send({"type": "http.response.start", "status": 200, "headers": valid_headers})
         await send({"type": "http.response.body", "body": _VALID})
@@ -131,6 +124,40 @@ def _token_list(issued: list[IssuedToken]) -> list[dict[str, str | None]]:
     return [
         {"clusterId": i.cluster_id, "clusterName": i.cluster_name, "token": i.token} for i in issued
     ]
+
+
+def _user_info(u: User) -> dict[str, str]:
+    return {
+        "userName": u.name,
+        "fullName": u.full_name,
+        "accountName": u.account_name or u.name,
+        "accountStatus": u.account_status,
+        "accountBalance": u.account_balance,
+        "computerCenter": u.computer_center,
+        "email": u.email,
+        "telephone": u.telephone,
+        "country": u.country,
+        "address": u.address,
+        "timeZone": u.time_zone,
+        "language": u.language,
+    }
+
+
+def _center(c: CenterInfo) -> dict[str, Any]:
+    region, grant = c.region, c.grant
+    data: dict[str, Any] = {
+        "id": region.cluster_id,
+        "name": region.name,
+        "description": region.description,
+        "clusterUserInfo": {"userName": grant.compute_user, "homePath": grant.home_path},
+    }
+    for kind in URL_KINDS:
+        data[f"{kind}Urls"] = [
+            {"url": u.url, "enable": "true" if u.enabled else "false", "version": u.version}
+            for u in region.urls
+            if u.kind == kind
+        ]
+    return data
 
 
 def ac_routes(rt: Runtime) -> list[Route]:
@@ -156,11 +183,11 @@ def ac_routes(rt: Runtime) -> list[Route]:
 
     async def user(request: Request) -> Response:
         (token,) = headers(request, b"token")
-        return ok(await rt.svc.user_info(token))
+        return ok(_user_info(await rt.svc.user_info(token)))
 
     async def center(request: Request) -> Response:
         (token,) = headers(request, b"token")
-        return ok(await rt.svc.center(token))
+        return ok(_center(await rt.svc.center(token)))
 
     table: list[tuple[str, Handler, str]] = [
         (f"{BASE}/tokens", get_tokens, "POST"),

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
-from typing import Any
 
 from acauth import tokens
 from acauth.clock import Clock
@@ -24,7 +23,7 @@ from acauth.errors import (
     TokenRevoked,
     VerificationFailed,
 )
-from acauth.models import URL_KINDS, AuditEntry, TokenRecord, User
+from acauth.models import AuditEntry, Grant, Region, TokenRecord, User
 from acauth.passwords import PasswordService
 from acauth.service import audit
 from acauth.service.secretbox import SecretBox
@@ -53,6 +52,14 @@ class IssuedToken:
     token: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class CenterInfo:
+    """A region and the holder's grant to it: the compute user and home path there."""
+
+    region: Region
+    grant: Grant
+
+
 class AuthService:
     def __init__(
         self,
@@ -77,18 +84,18 @@ class AuthService:
 
     async def login(self, user: str, password: str, org_id: str) -> list[IssuedToken]:
         now = self.clock.now_ms()
-        lock = await self.store.get_lockout(user)
+        lock = await self.store.accounts.get_lockout(user)
         if lock is not None and lock.locked_until_ms > now:
             await self._audit(audit.entry(self.clock, "login.locked", user=user))
             raise AccountLocked()
-        account = await self.store.get_user_by_name(user)
-        org = await self.store.get_org(org_id)
+        account = await self.store.accounts.get_user_by_name(user)
+        org = await self.store.accounts.get_org(org_id)
         # The hash runs whether or not the user exists, so both cost the same.
         ok = await self.passwords.check(account.password_hash if account else None, password)
         if not ok or account is None or org is None or not org.enabled:
             p = self.policy
             failed = audit.entry(self.clock, "login.failed", user=user, method="password")
-            lock = await self.store.record_failure(
+            lock = await self.store.accounts.record_failure(
                 user, now, p.lockout_threshold, p.lockout_base_ms, p.lockout_max_ms, failed
             )
             audit.emit(failed)
@@ -104,7 +111,7 @@ class AuthService:
                 )
             raise BadCredentials()
         if lock is not None:
-            await self.store.clear_failures(user)
+            await self.store.accounts.clear_failures(user)
         return await self._issue(account, invoker=org_id, method="password")
 
     async def login_with_key(
@@ -116,8 +123,8 @@ class AuthService:
         ts_ms = int(timestamp) * 1000
         if abs(now - ts_ms) > self.policy.timestamp_window_ms:
             raise BadTimestamp()
-        key = await self.store.get_access_key(access_key)
-        account = await self.store.get_user_by_name(user)
+        key = await self.store.keys.get_key(access_key)
+        account = await self.store.accounts.get_user_by_name(user)
         if key is None or account is None or key.user_id != account.user_id:
             await self._key_failure(user, "unknown key")
             raise BadCredentials()
@@ -128,11 +135,11 @@ class AuthService:
             await self._key_failure(user, "bad signature")
             raise BadCredentials()
         expires = ts_ms + self.policy.timestamp_window_ms + 1000
-        if not await self.store.use_signature(signature, expires, now):
+        if not await self.store.keys.use_signature(signature, expires, now):
             await self._key_failure(user, "replayed signature", kind="login.replay")
             raise SignatureReplayed()
         if key.org_id:
-            org = await self.store.get_org(key.org_id)
+            org = await self.store.accounts.get_org(key.org_id)
             if org is None or not org.enabled:
                 raise BadCredentials()
         return await self._issue(account, invoker=key.org_id, method="key")
@@ -141,11 +148,11 @@ class AuthService:
         await self._audit(audit.entry(self.clock, kind, user=user, method="key", reason=reason))
 
     async def _audit(self, e: AuditEntry) -> None:
-        await self.store.add_audit(e)
+        await self.store.audit.add(e)
         audit.emit(e)
 
     async def _issue(self, account: User, *, invoker: str, method: str) -> list[IssuedToken]:
-        grants = await self.store.grants_for(account.user_id)
+        grants = await self.store.regions.grants_for(account.user_id)
         entries = [(str(g.cluster_id), name, g.compute_user) for g, name in grants]
         entries.append((PLATFORM_CLUSTER_ID, PLATFORM_CLUSTER_NAME, account.name))
         if account.disabled:
@@ -170,7 +177,7 @@ class AuthService:
             tokens=fps,
         )
         # Recorded (with its audit entry) before anything is returned.
-        await self.store.add_tokens(records, done)
+        await self.store.tokens.add(records, done)
         audit.emit(done)
         return issued
 
@@ -222,7 +229,7 @@ class AuthService:
         fp = tokens.fingerprint(token)
         if now >= claims.expire_ms + self.policy.renew_window_ms:
             raise RenewalWindowPassed()
-        record, account, org = await self.store.renewal_facts(claims.jti)
+        record, account, org = await self.store.tokens.renewal_facts(claims.jti)
         if record is None or record.revoked_ms is not None:
             raise TokenRevoked()
         if account is None:
@@ -233,12 +240,12 @@ class AuthService:
             raise VerificationFailed("organization disabled")
         compute_user = account.name
         if record.cluster_id != PLATFORM_CLUSTER_ID:
-            grant = await self.store.get_grant(account.user_id, int(record.cluster_id))
+            grant = await self.store.regions.get_grant(account.user_id, int(record.cluster_id))
             if grant is None:
                 raise RegionAccessRemoved()
             compute_user = grant.compute_user
         if record.successor_jti is not None:
-            return await self._renewed_again(record, now, fp)
+            return await self._renewed_again(record, record.successor_jti, now, fp)
         successor = self._record(
             account, record.cluster_id, compute_user, record.invoker, now, parent=record
         )
@@ -250,22 +257,24 @@ class AuthService:
             subject=fp,
             successor=tokens.fingerprint(new_token),
         )
-        earlier = await self.store.renew_token(record.jti, successor, now, done)
+        earlier = await self.store.tokens.renew(record.jti, successor, now, done)
         if earlier is not None:
             # A concurrent renewal won the race a moment ago: answer with its successor.
             return self._encode(earlier)
         audit.emit(done)
         return new_token
 
-    async def _renewed_again(self, record: TokenRecord, now: int, fp: str) -> str:
-        assert record.successor_jti is not None and record.renewed_ms is not None
-        if now - record.renewed_ms <= self.policy.renew_grace_ms:
-            successor = await self.store.get_token(record.successor_jti)
+    async def _renewed_again(
+        self, record: TokenRecord, successor_jti: str, now: int, fp: str
+    ) -> str:
+        renewed_ms = record.renewed_ms if record.renewed_ms is not None else record.issued_ms
+        if now - renewed_ms <= self.policy.renew_grace_ms:
+            successor = await self.store.tokens.get(successor_jti)
             if successor is not None and successor.revoked_ms is None:
                 return self._encode(successor)
         await self._audit(audit.entry(self.clock, "token.reuse", user=record.user_name, subject=fp))
         if self.policy.revoke_on_reuse:
-            revoked = await self.store.revoke_chain(record.root_jti or record.jti, now)
+            revoked = await self.store.tokens.revoke_chain(record.root_jti or record.jti, now)
             await self._audit(
                 audit.entry(
                     self.clock,
@@ -279,6 +288,10 @@ class AuthService:
 
     # -- verify -------------------------------------------------------------------
 
+    async def check_store(self) -> None:
+        """Raise :class:`~acauth.errors.StorageUnavailable` unless the store answers."""
+        await self.store.ping()
+
     def verify(self, token: str) -> Claims:
         """Signature, expiry, revocation and account status; never touches the store."""
         claims = self.verifier.decode(token, self.clock.now_ms())
@@ -287,45 +300,22 @@ class AuthService:
 
     # -- user and region info -----------------------------------------------------
 
-    async def user_info(self, token: str) -> dict[str, Any]:
+    async def user_info(self, token: str) -> User:
+        """The account a valid token was issued to."""
         claims = self.verify(token)
-        account = await self.store.get_user(int(claims.user_id))
+        account = await self.store.accounts.get_user(int(claims.user_id))
         if account is None:
             raise TokenRevoked("account not found")
-        return {
-            "userName": account.name,
-            "fullName": account.full_name,
-            "accountName": account.account_name or account.name,
-            "accountStatus": account.account_status,
-            "accountBalance": account.account_balance,
-            "computerCenter": account.computer_center,
-            "email": account.email,
-            "telephone": account.telephone,
-            "country": account.country,
-            "address": account.address,
-            "timeZone": account.time_zone,
-            "language": account.language,
-        }
+        return account
 
-    async def center(self, token: str) -> dict[str, Any]:
+    async def center(self, token: str) -> CenterInfo:
+        """The region a valid region token names, as its holder is granted it."""
         claims = self.verify(token)
         if claims.is_platform:
             raise PlatformTokenRefused()
         cluster_id = int(claims.cluster_id)
-        grant = await self.store.get_grant(int(claims.user_id), cluster_id)
-        region = await self.store.get_region(cluster_id)
+        grant = await self.store.regions.get_grant(int(claims.user_id), cluster_id)
+        region = await self.store.regions.get_region(cluster_id)
         if grant is None or region is None:
             raise RegionAccessRemoved()
-        data: dict[str, Any] = {
-            "id": region.cluster_id,
-            "name": region.name,
-            "description": region.description,
-            "clusterUserInfo": {"userName": grant.compute_user, "homePath": grant.home_path},
-        }
-        for kind in URL_KINDS:
-            data[f"{kind}Urls"] = [
-                {"url": u.url, "enable": "true" if u.enabled else "false", "version": u.version}
-                for u in region.urls
-                if u.kind == kind
-            ]
-        return data
+        return CenterInfo(region, grant)

@@ -55,11 +55,11 @@ class VerifyState:
 
     async def load(self) -> None:
         now = self._clock.now_ms()
-        seq = await self._store.last_change_seq()
-        statuses = await self._store.user_statuses()
+        seq = await self._store.changes.last_seq()
+        statuses = await self._store.accounts.user_statuses()
         self.statuses = {str(k): v for k, v in statuses.items()}
-        self.disabled_orgs = await self._store.disabled_orgs()
-        self.revoked = RevocationSet.from_hashes(await self._store.revoked_hashes(now))
+        self.disabled_orgs = await self._store.accounts.disabled_orgs()
+        self.revoked = RevocationSet.from_hashes(await self._store.tokens.revoked_hashes(now))
         self.seq = seq
         self.last_sync_ms = now
         # Changes made while loading are applied again by the next refresh: harmless.
@@ -67,7 +67,7 @@ class VerifyState:
     async def refresh(self) -> int:
         """Apply the change log since the last refresh; returns how many entries."""
         now = self._clock.now_ms()
-        changes = await self._store.changes_since(self.seq)
+        changes = await self._store.changes.since(self.seq)
         for change in changes:
             await self._apply(change, now)
             self.seq = change.seq
@@ -77,20 +77,20 @@ class VerifyState:
 
     async def _apply(self, change: Change, now_ms: int) -> None:
         if change.kind == "token":
-            rows = await self._store.revoked_tokens(since_expire_ms=now_ms, jti=change.subject)
+            rows = await self._store.tokens.revoked(since_expire_ms=now_ms, jti=change.subject)
             self.revoked.update(jti for jti, _ in rows)
         elif change.kind == "user":
-            user = await self._store.get_user(int(change.subject))
+            user = await self._store.accounts.get_user(int(change.subject))
             if user is None:
                 self.statuses.pop(change.subject, None)
             else:
                 self.statuses[change.subject] = user.account_status
-            rows = await self._store.revoked_tokens(
+            rows = await self._store.tokens.revoked(
                 since_expire_ms=now_ms, user_id=int(change.subject)
             )
             self.revoked.update(jti for jti, _ in rows)
         elif change.kind == "org":
-            org = await self._store.get_org(change.subject)
+            org = await self._store.accounts.get_org(change.subject)
             if org is None or org.enabled:
                 self.disabled_orgs.discard(change.subject)
             else:
@@ -99,7 +99,9 @@ class VerifyState:
     async def prune(self) -> None:
         """Forget revocations of tokens that have expired anyway (rebuilt from the store)."""
         seq = self.seq
-        fresh = RevocationSet.from_hashes(await self._store.revoked_hashes(self._clock.now_ms()))
+        fresh = RevocationSet.from_hashes(
+            await self._store.tokens.revoked_hashes(self._clock.now_ms())
+        )
         if self.seq == seq:  # nothing applied meanwhile that the rebuild could miss
             self.revoked = fresh
 

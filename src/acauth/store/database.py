@@ -23,7 +23,7 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
-    # Never wait inside SQLite: the store retries asynchronously instead.
+    # Never wait inside SQLite: the runner retries asynchronously instead.
     cur.execute("PRAGMA busy_timeout=0")
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
@@ -39,7 +39,12 @@ def _sqlite_path(url: str) -> str:
 
 
 def create_sqlite_engine(url: str) -> Engine:
-    """A synchronous engine (the standard ``sqlite3`` driver) for a SQLite URL."""
+    """A synchronous engine (the standard ``sqlite3`` driver) for a SQLite URL.
+
+    Its connections are used in the event loop's own thread, and for a bulk read
+    in a worker thread (see :class:`~acauth.store.runner.SqliteRunner`), hence
+    ``check_same_thread`` off; a connection is never used by two threads at once.
+    """
     engine = sa_create_engine(
         f"sqlite:///{_sqlite_path(url)}",
         connect_args={"timeout": 0, "check_same_thread": False},

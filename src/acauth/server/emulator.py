@@ -28,17 +28,12 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from acauth.clock import MovableClock
-from acauth.errors import error_for
-from acauth.server.envelope import error_body, status_for
+from acauth.errors import WIRE_ERRORS, AuthError
+from acauth.wire import render_error
 
 PREFIX = "/_emulator"
-_DEFAULT_MSG = {
-    "10001": "internal error",
-    "10003": "missing parameter",
-    "10004": "invalid parameter",
-    "10008": "permission denied",
-    "10009": "verification failed",
-}
+# The generic error of each code, as the real platform words it.
+_BY_CODE: dict[str, type[AuthError]] = {str(cls.code): cls for cls in WIRE_ERRORS}
 
 
 @dataclass
@@ -71,8 +66,8 @@ class Emulator:
         delay_ms: int = 0,
         drop: bool = False,
     ) -> Fault:
-        if count < 1 or delay_ms < 0 or (code is not None and code not in _DEFAULT_MSG):
-            raise ValueError("count >= 1, delay_ms >= 0, code one of " + ", ".join(_DEFAULT_MSG))
+        if count < 1 or delay_ms < 0 or (code is not None and code not in _BY_CODE):
+            raise ValueError("count >= 1, delay_ms >= 0, code one of " + ", ".join(_BY_CODE))
         if code is None and not delay_ms and not drop:
             raise ValueError("a fault needs code, delay_ms or drop")
         fault = Fault(path, count, code, delay_ms, drop)
@@ -137,15 +132,15 @@ class Emulator:
                 )
                 return
             if fault.code is not None:
-                err = error_for(fault.code, _DEFAULT_MSG[fault.code])
+                status, _code, body = render_error(_BY_CODE[fault.code](), strict=self.strict)
                 await send(
                     {
                         "type": "http.response.start",
-                        "status": status_for(err, strict=self.strict),
+                        "status": status,
                         "headers": [(b"content-type", b"application/json")],
                     }
                 )
-                await send({"type": "http.response.body", "body": error_body(err)})
+                await send({"type": "http.response.body", "body": body})
                 return
             await app(scope, receive, send)
 

@@ -1,0 +1,194 @@
+"""Who may log in: organisations, users, and the failed-login count that locks a name."""
+
+from __future__ import annotations
+
+from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from acauth.errors import AlreadyExists, DoesNotExist
+from acauth.models import AuditEntry, Lockout, Org, User
+from acauth.store import audit, changes, rows, tokens
+from acauth.store import schema as t
+from acauth.store.runner import Runner
+
+# Read on every login and renewal: built once (see acauth.store.tokens).
+_ORG = select(t.orgs).where(t.orgs.c.org_id == bindparam("org"))
+_USER = select(t.users).where(t.users.c.user_id == bindparam("uid"))
+_USER_BY_NAME = select(t.users).where(t.users.c.name == bindparam("uname"))
+_LOCKOUT = select(t.login_failures).where(t.login_failures.c.name == bindparam("uname"))
+
+_FAILURES_KEPT_MS = 86_400_000
+
+
+class Accounts:
+    def __init__(self, runner: Runner) -> None:
+        self._runner = runner
+        self._dialect = runner.dialect
+
+    # -- orgs -------------------------------------------------------------------
+
+    async def add_org(self, org: Org, now_ms: int) -> None:
+        def run(conn: Connection) -> None:
+            try:
+                conn.execute(
+                    insert(t.orgs).values(
+                        org_id=org.org_id, name=org.name, enabled=org.enabled, created_ms=now_ms
+                    )
+                )
+            except IntegrityError as exc:
+                raise AlreadyExists(f"org {org.org_id} already exists") from exc
+
+        return await self._runner.tx(run)
+
+    async def get_org(self, org_id: str) -> Org | None:
+        def run(conn: Connection) -> Org | None:
+            r = conn.execute(_ORG, {"org": org_id}).first()
+            return rows.org(r) if r else None
+
+        return await self._runner.read(run)
+
+    async def list_orgs(self) -> list[Org]:
+        def run(conn: Connection) -> list[Org]:
+            return [rows.org(r) for r in conn.execute(select(t.orgs).order_by(t.orgs.c.org_id))]
+
+        return await self._runner.read(run)
+
+    async def set_org_enabled(self, org_id: str, enabled: bool, now_ms: int) -> None:
+        def run(conn: Connection) -> None:
+            res = conn.execute(
+                update(t.orgs).where(t.orgs.c.org_id == org_id).values(enabled=enabled)
+            )
+            if res.rowcount == 0:
+                raise DoesNotExist(f"no org {org_id}")
+            changes.log(conn, "org", org_id, now_ms)
+
+        return await self._runner.tx(run)
+
+    async def disabled_orgs(self) -> set[str]:
+        def run(conn: Connection) -> set[str]:
+            found = conn.execute(select(t.orgs.c.org_id).where(t.orgs.c.enabled.is_(False)))
+            return {r.org_id for r in found}
+
+        return await self._runner.read(run)
+
+    # -- users ------------------------------------------------------------------
+
+    async def add_user(self, user: User, now_ms: int) -> None:
+        values = {f: getattr(user, f) for f in User.__slots__}
+
+        def run(conn: Connection) -> None:
+            try:
+                conn.execute(insert(t.users).values(**values, created_ms=now_ms))
+            except IntegrityError as exc:
+                raise AlreadyExists(
+                    f"user {user.name} or id {user.user_id} already exists"
+                ) from exc
+
+        return await self._runner.tx(run)
+
+    async def next_user_id(self) -> int:
+        def run(conn: Connection) -> int:
+            top = conn.execute(select(func.max(t.users.c.user_id))).scalar_one()
+            return int(top) + 1 if top is not None else 10_000_000_001
+
+        return await self._runner.read(run)
+
+    async def get_user(self, user_id: int) -> User | None:
+        def run(conn: Connection) -> User | None:
+            r = conn.execute(_USER, {"uid": user_id}).first()
+            return rows.user(r) if r else None
+
+        return await self._runner.read(run)
+
+    async def get_user_by_name(self, name: str) -> User | None:
+        def run(conn: Connection) -> User | None:
+            r = conn.execute(_USER_BY_NAME, {"uname": name}).first()
+            return rows.user(r) if r else None
+
+        return await self._runner.read(run)
+
+    async def list_users(self) -> list[User]:
+        def run(conn: Connection) -> list[User]:
+            return [rows.user(r) for r in conn.execute(select(t.users).order_by(t.users.c.name))]
+
+        return await self._runner.read(run)
+
+    async def update_user(self, user_id: int, now_ms: int, **fields: str) -> None:
+        def run(conn: Connection) -> None:
+            res = conn.execute(update(t.users).where(t.users.c.user_id == user_id).values(**fields))
+            if res.rowcount == 0:
+                raise DoesNotExist(f"no user {user_id}")
+            changes.log(conn, "user", user_id, now_ms)
+
+        return await self._runner.tx(run)
+
+    async def delete_user(self, user_id: int, now_ms: int) -> None:
+        """Delete the user and revoke every token it holds, in one transaction."""
+
+        def run(conn: Connection) -> None:
+            tokens.revoke_all(conn, user_id, now_ms)
+            res = conn.execute(delete(t.users).where(t.users.c.user_id == user_id))
+            if res.rowcount == 0:
+                raise DoesNotExist(f"no user {user_id}")
+            changes.log(conn, "user", user_id, now_ms)
+
+        return await self._runner.tx(run)
+
+    async def user_statuses(self) -> dict[int, str]:
+        def run(conn: Connection) -> dict[int, str]:
+            found = conn.execute(select(t.users.c.user_id, t.users.c.account_status))
+            return {r.user_id: r.account_status for r in found}
+
+        return await self._runner.read(run)
+
+    # -- failed logins ------------------------------------------------------------
+
+    async def get_lockout(self, name: str) -> Lockout | None:
+        def run(conn: Connection) -> Lockout | None:
+            r = conn.execute(_LOCKOUT, {"uname": name}).first()
+            return Lockout(r.failures, r.locked_until_ms) if r else None
+
+        return await self._runner.read(run)
+
+    async def record_failure(
+        self,
+        name: str,
+        now_ms: int,
+        threshold: int,
+        base_ms: int,
+        max_ms: int,
+        audit_entry: AuditEntry | None = None,
+    ) -> Lockout:
+        """Count one failed login; past ``threshold`` failures lock with exponential back-off."""
+        fails = t.login_failures
+
+        def run(conn: Connection) -> Lockout:
+            counted = (
+                rows.upsert(self._dialect, fails)
+                .values(name=name, failures=1, locked_until_ms=0, updated_ms=now_ms)
+                .on_conflict_do_update(
+                    index_elements=["name"],
+                    set_={"failures": fails.c.failures + 1, "updated_ms": now_ms},
+                )
+                .returning(fails.c.failures)
+            )
+            failures = int(conn.execute(counted).scalar_one())
+            locked_until = 0
+            if failures >= threshold:
+                locked_until = now_ms + min(max_ms, base_ms << min(failures - threshold, 30))
+                conn.execute(
+                    update(fails).where(fails.c.name == name).values(locked_until_ms=locked_until)
+                )
+            audit.write(conn, audit_entry)
+            # Forget names that have been quiet for a day, so the table cannot grow unbounded.
+            conn.execute(delete(fails).where(fails.c.updated_ms < now_ms - _FAILURES_KEPT_MS))
+            return Lockout(failures, locked_until)
+
+        return await self._runner.tx(run)
+
+    async def clear_failures(self, name: str) -> None:
+        def run(conn: Connection) -> None:
+            conn.execute(delete(t.login_failures).where(t.login_failures.c.name == name))
+
+        return await self._runner.tx(run)
