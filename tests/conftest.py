@@ -1,7 +1,10 @@
+"""Fixtures: servers started in-process, an HTTP client, a database URL per backend.
+
+Plain helpers (``login``, ``call``, ``admin``, ``serve``…) are in ``helpers.py``.
+"""
+
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -10,15 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from acauth.models import TokenRecord
 from acauth.testing import LiveServer
 
-DEMO_HEADERS = {
-    "user": "demo",
-    "password": "demo-password",
-    "orgId": "6048ce7ba15c2af2e8cec12991ec13cf",
-}
-BASE = "/ac/openapi/v2"
+pytest_plugins = ["pg"]
 
 
 @pytest.fixture
@@ -38,30 +35,15 @@ def make_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
 
 @pytest.fixture
 def server(make_server: Callable[..., LiveServer]) -> LiveServer:
+    """A real server with the demo tenant and the default settings."""
     return make_server()
 
 
 @pytest.fixture
 def client(server: LiveServer) -> Iterator[httpx.Client]:
+    """An HTTP client of :func:`server`."""
     with httpx.Client(base_url=server.base_url, timeout=10) as c:
         yield c
-
-
-def login(client: httpx.Client, **headers: str) -> dict[str, str]:
-    """Log the demo user in; cluster id → token."""
-    body = client.post(f"{BASE}/tokens", headers={**DEMO_HEADERS, **headers}).json()
-    assert body["code"] == "0", body
-    return {e["clusterId"]: e["token"] for e in body["data"]}
-
-
-def call(client: httpx.Client, method: str, path: str, **headers: str) -> dict[str, Any]:
-    response = client.request(method, path, headers=headers)
-    assert response.headers["content-type"] == "application/json"
-    body: dict[str, Any] = response.json()
-    return body
-
-
-pytest_plugins = ["pg"]
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -71,37 +53,3 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'store.db'}"
     url: str = request.getfixturevalue("pg_url")
     return url.replace("postgresql://", "postgresql+asyncpg://")
-
-
-def token_record(
-    jti: str,
-    user_id: int = 1,
-    *,
-    expire_ms: int = 10**13,
-    parent: str | None = None,
-    root: str | None = None,
-) -> TokenRecord:
-    """An issued-token record for store tests."""
-    return TokenRecord(
-        jti=jti,
-        user_id=user_id,
-        user_name="u",
-        cluster_id="0",
-        compute_user="u",
-        account_status="Normal",
-        role="1",
-        invoker="o",
-        issued_ms=0,
-        expire_ms=expire_ms,
-        parent_jti=parent,
-        root_jti=root,
-    )
-
-
-def signed_headers(
-    ts: int, *, user: str = "demo", ak: str = "demo-access-key", sk: str = "demo-secret-key"
-) -> dict[str, str]:
-    """AK/SK login headers, signed here by hand from API.md §4.2 (not by acauth's code)."""
-    message = f'{{"accessKey":"{ak}","timestamp":"{ts}","user":"{user}"}}'.encode()
-    sig = hmac.new(sk.encode(), message, hashlib.sha256).hexdigest()
-    return {"user": user, "accessKey": ak, "timestamp": str(ts), "signature": sig}

@@ -9,8 +9,7 @@ import httpx
 
 from acauth import tokens
 from acauth.testing import LiveServer
-from conftest import BASE, DEMO_HEADERS, call, login
-from conftest_cli import admin
+from helpers import BASE, DEMO_HEADERS, admin, call, login
 
 
 def audit(server: LiveServer, *args: str) -> list[dict[str, object]]:

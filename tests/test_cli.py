@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -15,8 +14,7 @@ from typer.testing import CliRunner
 
 from acauth.cli import app
 from acauth.testing import TEST_SECRET, LiveServer
-from conftest import BASE, call, login
-from conftest_cli import admin
+from helpers import BASE, admin, call, login, wait_until
 
 
 def test_org_user_region_grant_key_lifecycle(server: LiveServer) -> None:
@@ -118,10 +116,7 @@ def test_a_change_by_a_separate_cli_process_reaches_the_server_within_1s(
             capture_output=True,
             timeout=60,
         )
-        done = time.monotonic()
-        while call(c, "GET", f"{BASE}/tokens/state", token=token)["code"] == "0":
-            assert time.monotonic() - done < 1.0
-            time.sleep(0.01)
+        wait_until(lambda: call(c, "GET", f"{BASE}/tokens/state", token=token)["code"] != "0")
 
 
 def test_demo_refuses_a_non_loopback_address(tmp_path: Path) -> None:
@@ -145,14 +140,15 @@ def test_serve_demo_answers_the_walkthrough(tmp_path: Path) -> None:
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
+
+        def up() -> bool:
+            assert proc.poll() is None, "the server exited"
             try:
-                httpx.get(f"{base}/healthz")
-                break
+                return httpx.get(f"{base}/healthz").status_code == 200
             except httpx.TransportError:
-                assert time.monotonic() < deadline and proc.poll() is None
-                time.sleep(0.1)
+                return False
+
+        wait_until(up, 30, "the server answers /healthz")
         with httpx.Client(base_url=base) as c:
             issued = login(c)
             assert call(c, "GET", f"{BASE}/tokens/state", token=issued["0"])["code"] == "0"

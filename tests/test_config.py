@@ -1,4 +1,5 @@
-"""The signing secret: from the environment, a file, or generated once with mode 0600."""
+"""Settings: read from the environment at the edge only; the signing secret from the
+environment, a file, or generated once with mode 0600."""
 
 from __future__ import annotations
 
@@ -21,8 +22,57 @@ def test_secret_is_generated_once_with_mode_0600(tmp_path: Path) -> None:
 
 def test_secret_from_environment_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ACAUTH_SECRET", "e" * 40)
-    assert Settings(data_dir=tmp_path).signing_keys() == [b"e" * 40]
+    assert Settings.from_env(data_dir=tmp_path).signing_keys() == [b"e" * 40]
     assert not (tmp_path / "secret").exists()
+
+
+def test_settings_built_in_code_never_read_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ACAUTH_DATABASE_URL", "postgresql://elsewhere/prod")
+    monkeypatch.setenv("ACAUTH_STRICT_HTTP", "true")
+    s = Settings(data_dir=tmp_path)
+    assert s.database_url is None and s.strict_http is False
+    assert s.resolved_database_url == f"sqlite:///{tmp_path / 'acauth.db'}"
+
+
+def test_from_env_reads_the_environment_and_explicit_values_win(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ACAUTH_STRICT_HTTP", "true")
+    monkeypatch.setenv("ACAUTH_RENEW_GRACE_S", "5")
+    monkeypatch.setenv("ACAUTH_DATABASE_URL", "postgresql://elsewhere/prod")
+    s = Settings.from_env(renew_grace_s=7.5, strict_http=None)
+    assert (s.strict_http, s.renew_grace_s, s.database_url) == (
+        True,
+        7.5,
+        "postgresql://elsewhere/prod",
+    )
+    # An explicit data directory is where the store is, whatever the environment says.
+    assert Settings.from_env(data_dir=tmp_path).database_url is None
+
+
+def test_bad_environment_is_one_line_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ACAUTH_TOKEN_LIFETIME_S", "soon")
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env()
+    assert "ACAUTH_TOKEN_LIFETIME_S" in err.value.msg and "\n" not in err.value.msg
+
+
+def test_worker_settings_round_trip_exactly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = Settings(
+        data_dir=tmp_path, secret="w" * 40, strict_http=True, renew_grace_s=1.5, log_json=False
+    )
+    env = s.to_worker_env()
+    # The worker's own environment does not leak in: the parent's settings are whole.
+    monkeypatch.setenv("ACAUTH_STRICT_HTTP", "false")
+    back = Settings.from_worker_env(env)
+    assert back is not None
+    assert back.model_dump() == s.model_dump()
+    assert back.signing_keys() == [b"w" * 40]
+    assert Settings.from_worker_env({}) is None
 
 
 def test_several_secrets_first_signs(tmp_path: Path) -> None:

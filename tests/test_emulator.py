@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from acauth.testing import LiveServer
-from conftest import BASE, login
+from helpers import BASE, login
 
 
 def test_routes_are_absent_without_the_emulator(server: LiveServer) -> None:

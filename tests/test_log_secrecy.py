@@ -16,7 +16,7 @@ import structlog
 
 from acauth import logs, tokens
 from acauth.testing import TEST_SECRET, LiveServer
-from conftest import BASE, DEMO_HEADERS, call, login, signed_headers
+from helpers import BASE, DEMO_HEADERS, call, login, signed_headers
 
 
 @pytest.fixture

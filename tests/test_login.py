@@ -10,7 +10,7 @@ import pytest
 
 from acauth import passwords, tokens
 from acauth.testing import LiveServer
-from conftest import BASE, DEMO_HEADERS, call, login, signed_headers
+from helpers import BASE, DEMO_HEADERS, admin, call, login, signed_headers
 
 V3 = "/api/user/v3/tokens"
 
@@ -69,8 +69,6 @@ def test_unknown_user_costs_a_hash_like_a_wrong_password(
 def test_disabled_account_gets_regions_with_null_tokens(
     server: LiveServer, client: httpx.Client
 ) -> None:
-    from conftest_cli import admin
-
     admin(server, "user", "disable", "demo")
     body = client.post(f"{BASE}/tokens", headers=DEMO_HEADERS).json()
     assert body["code"] == "0"

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import httpx
 
 from acauth.testing import LiveServer
-from conftest import BASE, DEMO_HEADERS, call, login
-from conftest_cli import admin
-from procs import serve
+from helpers import BASE, DEMO_HEADERS, admin, call, login, serve, wait_until
 
 
 def sample(text: str, name: str, **labels: str) -> float:
@@ -31,9 +28,7 @@ def test_metrics(server: LiveServer) -> None:
         call(c, "POST", f"{BASE}/tokens", **{**DEMO_HEADERS, "password": "bad"})
         call(c, "POST", f"{BASE}/tokens/next", token=token)
         admin(server, "token", "revoke", token)
-        deadline = time.monotonic() + 2
-        while call(c, "GET", f"{BASE}/tokens/state", token=token)["code"] == "0":
-            assert time.monotonic() < deadline
+        wait_until(lambda: call(c, "GET", f"{BASE}/tokens/state", token=token)["code"] != "0", 2)
         response = c.get("/metrics")
     assert response.headers["content-type"].startswith("text/plain")
     after = response.text

@@ -20,8 +20,7 @@ from acauth.middleware import (
     WSGITokenMiddleware,
 )
 from acauth.testing import TEST_SECRET, LiveServer
-from conftest import login
-from conftest_cli import admin
+from helpers import admin, await_until, login
 
 STATE = "/ac/openapi/v2/tokens/state"
 
@@ -47,11 +46,13 @@ def tokens_of(server: LiveServer) -> dict[str, str]:
 
 async def test_asgi_remote(acauth_server: LiveServer) -> None:
     token = tokens_of(acauth_server)["11112"]
-    verifier = RemoteVerifier(acauth_server.base_url, cache_s=0.3)
+    now = [time.time()]
+    verifier = RemoteVerifier(acauth_server.base_url, cache_s=5, clock=lambda: now[0])
     app = asgi_app(verifier)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://svc"
-    ) as c:
+    async with (
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://svc") as c,
+        httpx.AsyncClient(base_url=acauth_server.base_url) as ac,
+    ):
         assert (await c.get("/me", headers={"token": token})).json() == {
             "user": "demo",
             "cluster": "11112",
@@ -60,11 +61,17 @@ async def test_asgi_remote(acauth_server: LiveServer) -> None:
         assert missing.json() == {"code": "10003", "msg": "missing header: token", "data": None}
         bad = await c.get("/me", headers={"token": token[:-3] + "abc"})
         assert bad.json()["code"] == "10008"
-        # A positive answer is cached briefly; a revocation is seen once it lapses.
+        # A positive answer is cached for cache_s; a revocation is seen once it lapses.
         await asyncio.to_thread(admin, acauth_server, "token", "revoke", token)
-        time.sleep(0.1)
+
+        async def server_refuses() -> bool:
+            body = (await ac.get(STATE, headers={"token": token})).json()
+            return bool(body["code"] == "10008")
+
+        await await_until(server_refuses, 2, "the server refuses the revoked token")
+        now[0] += 4.9
         assert (await c.get("/me", headers={"token": token})).json()["user"] == "demo"
-        time.sleep(0.35)
+        now[0] += 0.2
         revoked = (await c.get("/me", headers={"token": token})).json()
         assert revoked == {"code": "10008", "msg": "token revoked", "data": None}
     await verifier.aclose()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import httpx
@@ -10,8 +9,7 @@ import pytest
 
 from acauth import tokens
 from acauth.testing import LiveServer
-from conftest import BASE, call, login
-from conftest_cli import admin
+from helpers import BASE, admin, call, login, wait_until
 
 DAY = 86_400
 
@@ -22,16 +20,6 @@ def renew(client: httpx.Client, token: str) -> dict[str, object]:
 
 def state(client: httpx.Client, token: str) -> dict[str, object]:
     return call(client, "GET", f"{BASE}/tokens/state", token=token)
-
-
-def wait_for(predicate: Callable[[], bool], seconds: float = 1.0) -> float:
-    """Poll until ``predicate`` holds; returns the seconds it took (fails after ``seconds``)."""
-    start = time.monotonic()
-    while not predicate():
-        if time.monotonic() - start > seconds:
-            pytest.fail(f"not true within {seconds} s")
-        time.sleep(0.01)
-    return time.monotonic() - start
 
 
 def test_valid_token_verifies_exactly(client: httpx.Client) -> None:
@@ -90,12 +78,12 @@ def test_disabled_account_cannot_renew_and_stops_verifying(
 ) -> None:
     token = login(client)["0"]
     admin(server, "user", "disable", "demo")
-    took = wait_for(lambda: state(client, token)["code"] == "10008")
+    took = wait_until(lambda: state(client, token)["code"] == "10008")
     assert took < 1.0
     assert state(client, token)["msg"] == "account disabled"
     assert renew(client, token) == {"code": "10009", "msg": "account disabled", "data": None}
     admin(server, "user", "enable", "demo")
-    wait_for(lambda: state(client, token)["code"] == "0")
+    wait_until(lambda: state(client, token)["code"] == "0")
 
 
 def test_revoked_token_stops_verifying_within_a_second(
@@ -103,7 +91,7 @@ def test_revoked_token_stops_verifying_within_a_second(
 ) -> None:
     issued = login(client)
     admin(server, "token", "revoke", issued["0"])
-    assert wait_for(lambda: state(client, issued["0"])["msg"] == "token revoked") < 1.0
+    assert wait_until(lambda: state(client, issued["0"])["msg"] == "token revoked") < 1.0
     assert renew(client, issued["0"]) == {"code": "10008", "msg": "token revoked", "data": None}
     assert state(client, issued["11112"])["code"] == "0"  # only that one
 
@@ -112,7 +100,7 @@ def test_revoke_user_revokes_every_token(server: LiveServer, client: httpx.Clien
     first, second = login(client), login(client)
     assert "6 token(s)" in admin(server, "token", "revoke-user", "demo")
     for t in [*first.values(), *second.values()]:
-        wait_for(lambda t=t: state(client, t)["code"] == "10008")
+        wait_until(lambda t=t: state(client, t)["code"] == "10008")
     assert state(client, login(client)["0"])["code"] == "0"  # a fresh login works
 
 
@@ -135,7 +123,7 @@ def test_reuse_after_grace_can_revoke_the_chain(make_server: Callable[..., LiveS
         grandchild = str(renew(c, child)["data"])
         server.clock.advance(120)
         assert renew(c, root)["msg"] == "token already renewed"
-        wait_for(lambda: state(c, grandchild)["msg"] == "token revoked")
+        wait_until(lambda: state(c, grandchild)["msg"] == "token revoked")
         assert state(c, child)["msg"] == "token revoked"
 
 

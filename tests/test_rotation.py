@@ -9,9 +9,8 @@ from typer.testing import CliRunner
 
 from acauth import verify_token
 from acauth.cli import app
-from acauth.cli.output import GLOBAL_OPTIONS
 from acauth.testing import LiveServer
-from conftest import BASE, call, login, signed_headers
+from helpers import BASE, call, login, signed_headers
 
 OLD = "old-secret-old-secret-old-secret-0000"
 NEW = "new-secret-new-secret-new-secret-1111"
@@ -25,11 +24,9 @@ def key_login(c: httpx.Client, server: LiveServer, ago_s: int) -> dict[str, obje
 
 
 def reseal(data_dir: Path, secret: str) -> None:
-    GLOBAL_OPTIONS.clear()
     result = CliRunner().invoke(
         app, ["--data-dir", str(data_dir), "key", "reseal"], env={"ACAUTH_SECRET": secret}
     )
-    GLOBAL_OPTIONS.clear()
     assert result.exit_code == 0 and "1 secret key(s) resealed" in result.stdout, result.output
 
 

@@ -16,7 +16,7 @@ from acauth.errors import (
     WrongTokenKind,
 )
 from acauth.testing import LiveServer
-from conftest_cli import admin
+from helpers import admin
 
 
 def test_sync_client_end_to_end(acauth_server: LiveServer) -> None:

@@ -16,7 +16,7 @@ import pytest
 from acauth import AsyncTokenManager, TokenManager, tokens
 from acauth.errors import TransportError
 from acauth.testing import LiveServer
-from conftest_cli import admin
+from helpers import admin
 
 LOGIN = "/ac/openapi/v2/tokens"
 RENEW = "/ac/openapi/v2/tokens/next"

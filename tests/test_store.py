@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
+from acauth.errors import StorageUnavailable
 from acauth.store import Store
 from acauth.store.database import create_engine, create_sqlite_engine
 from acauth.store.schema import metadata
-from conftest import token_record
+from helpers import token_record
 
 T = TypeVar("T")
 
@@ -108,10 +111,10 @@ async def test_migrations_are_idempotent(tmp_path: Path) -> None:
 async def test_concurrent_renewals_record_one_successor(database_url: str) -> None:
     store = await Store.open(database_url)
     try:
-        await store.add_tokens([token_record("root", expire_ms=10_000)])
+        await store.tokens.add([token_record("root", expire_ms=10_000)])
         results = await asyncio.gather(
             *(
-                store.renew_token("root", token_record(f"s{i}", expire_ms=10_000), 5)
+                store.tokens.renew("root", token_record(f"s{i}", expire_ms=10_000), 5)
                 for i in range(20)
             )
         )
@@ -119,7 +122,7 @@ async def test_concurrent_renewals_record_one_successor(database_url: str) -> No
         assert len(winners) == 1
         successor = f"s{winners[0]}"
         assert {r.jti for r in results if r is not None} == {successor}
-        root = await store.get_token("root")
+        root = await store.tokens.get("root")
         assert root is not None and root.successor_jti == successor
     finally:
         await store.close()
@@ -128,8 +131,49 @@ async def test_concurrent_renewals_record_one_successor(database_url: str) -> No
 async def test_signature_is_accepted_once(database_url: str) -> None:
     store = await Store.open(database_url)
     try:
-        assert await store.use_signature("sig", 1000, 0)
-        assert not await store.use_signature("sig", 1000, 10)
-        assert await store.use_signature("sig", 5000, 2000)  # expired entries are forgotten
+        assert await store.keys.use_signature("sig", 1000, 0)
+        assert not await store.keys.use_signature("sig", 1000, 10)
+        assert await store.keys.use_signature("sig", 5000, 2000)  # expired entries are forgotten
     finally:
+        await store.close()
+
+
+def _hold_write_lock(path: Path) -> sqlite3.Connection:
+    """Another process's writer, as SQLite sees it: a connection inside BEGIN IMMEDIATE."""
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    return other
+
+
+async def test_sqlite_write_waits_out_a_lock_without_blocking_the_loop(tmp_path: Path) -> None:
+    store = await Store.open(f"sqlite:///{tmp_path / 's.db'}", timeout_s=5)
+    other = _hold_write_lock(tmp_path / "s.db")
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    ticker = asyncio.create_task(tick())
+    asyncio.get_running_loop().call_later(0.05, other.commit)
+    try:
+        await store.tokens.add([token_record("t")])
+        assert await store.tokens.get("t") is not None
+        assert ticks > 1  # the loop ran other tasks while the write waited
+    finally:
+        ticker.cancel()
+        other.close()
+        await store.close()
+
+
+async def test_sqlite_lock_held_past_the_timeout_is_storage_unavailable(tmp_path: Path) -> None:
+    store = await Store.open(f"sqlite:///{tmp_path / 's.db'}", timeout_s=0.05)
+    other = _hold_write_lock(tmp_path / "s.db")
+    try:
+        with pytest.raises(StorageUnavailable):
+            await store.tokens.add([token_record("t")])
+    finally:
+        other.close()
         await store.close()

@@ -8,12 +8,12 @@ import pytest
 
 from acauth.clock import MovableClock
 from acauth.errors import AlreadyExists, DoesNotExist, StorageUnavailable, TokenRevoked
-from acauth.models import Org, RegionUrl
+from acauth.models import AuditQuery, Org, RegionUrl
 from acauth.service.admin import AdminService
 from acauth.service.state import VerifyState
 from acauth.store import Store
 from acauth.tokens import Claims
-from conftest import token_record
+from helpers import token_record
 
 KEYS = [b"k" * 32]
 
@@ -30,23 +30,24 @@ async def test_orgs(admin: AdminService) -> None:
     with pytest.raises(AlreadyExists):
         await admin.add_org("o1", "Again")
     await admin.set_org_enabled("o1", False)
-    assert await admin.store.list_orgs() == [Org("o1", "One", False)]
-    assert await admin.store.disabled_orgs() == {"o1"}
+    assert await admin.store.accounts.list_orgs() == [Org("o1", "One", False)]
+    assert await admin.store.accounts.disabled_orgs() == {"o1"}
     with pytest.raises(DoesNotExist):
         await admin.set_org_enabled("nope", True)
 
 
 async def test_users(admin: AdminService) -> None:
     alice = await admin.add_user("alice", "pw", user_id=7, full_name="Alice A")
-    assert await admin.store.get_user_by_name("alice") == alice
-    assert await admin.store.next_user_id() == 8
+    assert await admin.store.accounts.get_user_by_name("alice") == alice
+    assert await admin.store.accounts.next_user_id() == 8
     with pytest.raises(AlreadyExists):
         await admin.add_user("alice", "pw2")
     await admin.set_status("alice", "Owe")
-    assert (await admin.store.get_user(7)).account_status == "Owe"  # type: ignore[union-attr]
-    assert await admin.store.user_statuses() == {7: "Owe"}
+    owing = await admin.store.accounts.get_user(7)
+    assert owing is not None and owing.account_status == "Owe"
+    assert await admin.store.accounts.user_statuses() == {7: "Owe"}
     await admin.delete_user("alice")
-    assert await admin.store.get_user(7) is None
+    assert await admin.store.accounts.get_user(7) is None
     with pytest.raises(DoesNotExist):
         await admin.delete_user("alice")
 
@@ -59,52 +60,52 @@ async def test_regions_grants_keys(admin: AdminService) -> None:
         1, "hpc", [RegionUrl("hpc", "https://a"), RegionUrl("hpc", "https://b", enabled=False)]
     )
     await admin.set_urls(1, "hpc", [RegionUrl("hpc", "https://c")])
-    region = await admin.store.get_region(1)
+    region = await admin.store.regions.get_region(1)
     assert region is not None and [u.url for u in region.urls] == ["https://c"]
     await admin.grant("bob", 2, None, None)
     await admin.grant("bob", 1, "acct", "/home/acct")
     await admin.grant("bob", 1, "acct2", None)  # re-granting updates
-    grants = await admin.store.grants_for(9)
+    grants = await admin.store.regions.grants_for(9)
     assert [(g.cluster_id, name, g.compute_user) for g, name in grants] == [
         (1, "One", "acct2"),
         (2, "Two", "bob"),
     ]
     await admin.revoke_grant("bob", 2)
-    assert await admin.store.get_grant(9, 2) is None
+    assert await admin.store.regions.get_grant(9, 2) is None
     ak, sk = await admin.create_key("bob", "org")
-    stored = await admin.store.get_access_key(ak)
+    stored = await admin.store.keys.get_key(ak)
     assert stored is not None and sk.encode() not in stored.sealed_secret
     assert admin.box.open(ak, stored.sealed_secret) == sk
     await admin.delete_key(ak)
-    assert await admin.store.list_access_keys() == []
+    assert await admin.store.keys.list_keys() == []
 
 
 async def test_lockout_counts(admin: AdminService) -> None:
     store = admin.store
     for i in range(1, 4):
-        lock = await store.record_failure("x", 1000, threshold=3, base_ms=500, max_ms=2000)
+        lock = await store.accounts.record_failure("x", 1000, threshold=3, base_ms=500, max_ms=2000)
         assert lock.failures == i
     assert lock.locked_until_ms == 1500
-    lock = await store.record_failure("x", 1000, threshold=3, base_ms=500, max_ms=2000)
+    lock = await store.accounts.record_failure("x", 1000, threshold=3, base_ms=500, max_ms=2000)
     assert lock.locked_until_ms == 2000
-    await store.clear_failures("x")
-    assert await store.get_lockout("x") is None
+    await store.accounts.clear_failures("x")
+    assert await store.accounts.get_lockout("x") is None
 
 
 async def test_revocations_reach_the_verify_state(admin: AdminService) -> None:
     store = admin.store
     user = await admin.add_user("carol", "pw", user_id=11)
-    await store.add_tokens([token_record("a", 11), token_record("b", 11), token_record("c", 11)])
+    await store.tokens.add([token_record("a", 11), token_record("b", 11), token_record("c", 11)])
     state = VerifyState(store, admin.clock)
     await state.load()
     claims = Claims("u", "Normal", "1", 10**13, "0", "o", "carol", "11", "a")
     state.check(claims)
-    assert await store.revoke_token("a", 5)
-    assert not await store.revoke_token("a", 6)  # already
+    assert await store.tokens.revoke("a", 5)
+    assert not await store.tokens.revoke("a", 6)  # already
     assert await state.refresh() == 1
     with pytest.raises(TokenRevoked):
         state.check(claims)
-    assert await store.revoke_user_tokens(user.user_id, 7) == 2
+    assert await store.tokens.revoke_user(user.user_id, 7) == 2
     await state.refresh()
     assert all(jti in state.revoked for jti in ("a", "b", "c")) and len(state.revoked) == 3
     await state.prune()  # rebuilt from the store: the same three
@@ -113,15 +114,40 @@ async def test_revocations_reach_the_verify_state(admin: AdminService) -> None:
 
 async def test_chain_revocation(admin: AdminService) -> None:
     store = admin.store
-    await store.add_tokens([token_record("root")])
-    await store.renew_token("root", token_record("child", parent="root", root="root"), 1)
-    await store.renew_token("child", token_record("grand", parent="child", root="root"), 2)
-    assert await store.revoke_chain("root", 3) == 3
+    await store.tokens.add([token_record("root")])
+    await store.tokens.renew("root", token_record("child", parent="root", root="root"), 1)
+    await store.tokens.renew("child", token_record("grand", parent="child", root="root"), 2)
+    assert await store.tokens.revoke_chain("root", 3) == 3
     for jti in ("root", "child", "grand"):
-        rec = await store.get_token(jti)
+        rec = await store.tokens.get(jti)
         assert rec is not None and rec.revoked_ms == 3
 
 
 async def test_unreachable_postgres_is_storage_unavailable() -> None:
     with pytest.raises(StorageUnavailable):
         await Store.open("postgresql+asyncpg://postgres@127.0.0.1:1/none", timeout_s=1)
+
+
+async def test_admin_reads(admin: AdminService) -> None:
+    await admin.add_org("o1", "One")
+    dan = await admin.add_user("dan", "pw", user_id=12)
+    await admin.add_region(3, "Three")
+    ak, _ = await admin.create_key("dan", "o1")
+    assert await admin.list_orgs() == [Org("o1", "One", True)]
+    assert await admin.find_org("o1") == Org("o1", "One", True)
+    assert await admin.find_org("nope") is None
+    assert await admin.list_users() == [dan]
+    assert await admin.find_user("dan") == dan
+    assert await admin.find_user("nobody") is None
+    assert [r.cluster_id for r in await admin.list_regions()] == [3]
+    assert await admin.find_region(4) is None
+    assert [k.access_key for k in await admin.list_keys("dan")] == [ak]
+    assert [k.access_key for k in await admin.list_keys()] == [ak]
+    with pytest.raises(DoesNotExist):
+        await admin.list_keys("nobody")
+    added = await admin.list_audit(AuditQuery(kind="admin.user"))
+    assert [(e.kind, e.user) for e in added] == [("admin.user_added", "dan")]
+    assert [e.kind for e in await admin.list_audit(AuditQuery(limit=2))] == [
+        "admin.key_created",
+        "admin.region_added",
+    ]

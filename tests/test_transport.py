@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from acauth.testing import LiveServer
-from conftest import BASE, DEMO_HEADERS, call, login
+from helpers import BASE, DEMO_HEADERS, call, login
 
 
 def raw_request(

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from procs import free_port
+from helpers import free_port
 
 
 def _bin(name: str) -> str | None:
