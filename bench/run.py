@@ -436,7 +436,8 @@ def memory(tmp: Path, secret: str, sizes: list[int]) -> list[dict[str, Any]]:
             pass  # creates and seeds the database
         seed_revocations(data / "acauth.db", n)
         port = free_port()
-        args = [PY, "-m", "acauth", "serve", "--data-dir", str(data), "--port", str(port)]
+        # The demo's store: only --demo serves it.
+        args = [PY, "-m", "acauth", "serve", "--demo", "--data-dir", str(data), "--port", str(port)]
         base = f"http://127.0.0.1:{port}"
         started = time.monotonic()
         with process(args, acauth_env(secret), f"{base}/healthz", tmp / "mem.log") as proc:

@@ -10,6 +10,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import asyncpg
 import pytest
@@ -47,6 +48,19 @@ def pg_url(postgres: str) -> Iterator[str]:
     name = f"acauth_t_{uuid.uuid4().hex[:12]}"
     asyncio.run(_exec(f'CREATE DATABASE "{name}"'))
     base = postgres.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        asyncio.run(_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@contextmanager
+def fresh_database() -> Iterator[str]:
+    """A new, empty database for a whole module (``postgresql+asyncpg://…``), dropped after."""
+    admin = require_postgres()
+    name = f"acauth_m_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_exec(f'CREATE DATABASE "{name}"'))
+    base = admin.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
     try:
         yield f"{base}/{name}"
     finally:

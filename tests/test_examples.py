@@ -13,7 +13,9 @@ import pytest
 from acauth.testing import LiveServer
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = sorted(p.name for p in (ROOT / "examples").iterdir() if p.suffix in (".py", ".sh"))
+EXAMPLES = sorted(
+    p.name for p in (ROOT / "examples").iterdir() if p.suffix in (".py", ".sh", ".mjs")
+)
 
 
 @pytest.mark.parametrize("name", EXAMPLES)
@@ -87,6 +89,24 @@ async def test_middleware_example(
         assert r.json() == {"user": "demo", "cluster": "11112"}
         assert (await svc.get("/jobs")).json()["code"] == "10003"
     await middleware_app.verifier.aclose()
+
+
+def test_node_example_runs(acauth_server: LiveServer, tmp_path: Path) -> None:
+    """The non-Python client of README: skipped without node, except under CI=true."""
+    node = shutil.which("node")
+    if node is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("node is not on PATH: under CI=true the Node example must run")
+        pytest.skip("node is not installed")
+    result = subprocess.run(
+        [node, "--test", str(ROOT / "examples" / "emulator.test.mjs")],
+        env=_env(acauth_server, tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "# pass 1" in result.stdout and "# fail 0" in result.stdout, result.stdout
 
 
 def test_emulator_example_is_a_passing_test(tmp_path: Path) -> None:

@@ -161,11 +161,25 @@ def test_ak_sk_malformed_timestamp_is_10004(client: httpx.Client, ts: str) -> No
     assert call(client, "POST", V3, **headers)["code"] == "10004"
 
 
-def test_ak_sk_replay_is_refused(server: LiveServer, client: httpx.Client) -> None:
+def test_ak_sk_a_repeated_signature_is_accepted_like_the_platform(
+    server: LiveServer, client: httpx.Client
+) -> None:
+    """API.md §4.2: two logins in one second send the same signature; both are served."""
     headers = signed_headers(server.clock.now_ms() // 1000)
-    assert call(client, "POST", V3, **headers)["code"] == "0"
-    assert call(client, "POST", V3, **headers) == {
-        "code": "10009",
-        "msg": "signature already used",
-        "data": None,
-    }
+    first, second = (call(client, "POST", V3, **headers) for _ in range(2))
+    assert first["code"] == second["code"] == "0"
+    assert first["data"][-1]["token"] != second["data"][-1]["token"]
+
+
+def test_ak_sk_single_use_refuses_a_repeated_signature(
+    make_server: Callable[..., LiveServer],
+) -> None:
+    server = make_server(aksk_single_use=True)
+    headers = signed_headers(server.clock.now_ms() // 1000)
+    with httpx.Client(base_url=server.base_url) as c:
+        assert call(c, "POST", V3, **headers)["code"] == "0"
+        assert call(c, "POST", V3, **headers) == {
+            "code": "10009",
+            "msg": "signature already used",
+            "data": None,
+        }

@@ -38,7 +38,7 @@ def until_refused(base: str, token: str) -> float:
 def test_changes_reach_every_instance_within_1s(pg_url: str, tmp_path: Path) -> None:
     with (
         serve(tmp_path, "--database-url", pg_url, "--demo", name="a") as a,
-        serve(tmp_path, "--database-url", pg_url, name="b") as b,
+        serve(tmp_path, "--database-url", pg_url, "--demo", name="b") as b,
     ):
         with httpx.Client(base_url=a.base_url) as c:
             issued = login(c)
@@ -62,7 +62,7 @@ def test_concurrent_renewals_over_two_instances_yield_one_successor(
 ) -> None:
     with (
         serve(tmp_path, "--database-url", pg_url, "--demo", name="a") as a,
-        serve(tmp_path, "--database-url", pg_url, name="b") as b,
+        serve(tmp_path, "--database-url", pg_url, "--demo", name="b") as b,
     ):
         with httpx.Client(base_url=a.base_url) as c:
             token = login(c)["0"]
@@ -89,7 +89,7 @@ def test_concurrent_renewals_over_two_instances_yield_one_successor(
 
 def test_demo_and_admin_cli_on_postgres(pg_url: str, tmp_path: Path) -> None:
     with serve(tmp_path, "--database-url", pg_url, "--demo") as a:
-        cli(pg_url, "user", "add", "pguser", "--password", "pg-pass")
+        cli(pg_url, "user", "add", "pguser", "--password", "pg-pass-1")
         cli(pg_url, "grant", "add", "pguser", "11112")
         with httpx.Client(base_url=a.base_url) as c:
             body = call(
@@ -97,7 +97,7 @@ def test_demo_and_admin_cli_on_postgres(pg_url: str, tmp_path: Path) -> None:
                 "POST",
                 f"{BASE}/tokens",
                 user="pguser",
-                password="pg-pass",
+                password="pg-pass-1",
                 orgId=DEMO_HEADERS["orgId"],
             )
             assert [e["clusterId"] for e in body["data"]] == ["11112", "0"]

@@ -37,11 +37,11 @@ async def test_orgs(admin: AdminService) -> None:
 
 
 async def test_users(admin: AdminService) -> None:
-    alice = await admin.add_user("alice", "pw", user_id=7, full_name="Alice A")
+    alice = await admin.add_user("alice", "password-1", user_id=7, full_name="Alice A")
     assert await admin.store.accounts.get_user_by_name("alice") == alice
     assert await admin.store.accounts.next_user_id() == 8
     with pytest.raises(AlreadyExists):
-        await admin.add_user("alice", "pw2")
+        await admin.add_user("alice", "password-2")
     await admin.set_status("alice", "Owe")
     owing = await admin.store.accounts.get_user(7)
     assert owing is not None and owing.account_status == "Owe"
@@ -53,7 +53,7 @@ async def test_users(admin: AdminService) -> None:
 
 
 async def test_regions_grants_keys(admin: AdminService) -> None:
-    await admin.add_user("bob", "pw", user_id=9)
+    await admin.add_user("bob", "password-1", user_id=9)
     await admin.add_region(2, "Two")
     await admin.add_region(1, "One", "first")
     await admin.set_urls(
@@ -80,21 +80,31 @@ async def test_regions_grants_keys(admin: AdminService) -> None:
     assert await admin.store.keys.list_keys() == []
 
 
-async def test_lockout_counts(admin: AdminService) -> None:
-    store = admin.store
-    for i in range(1, 4):
-        lock = await store.accounts.record_failure("x", 1000, threshold=3, base_ms=500, max_ms=2000)
-        assert lock.failures == i
-    assert lock.locked_until_ms == 1500
-    lock = await store.accounts.record_failure("x", 1000, threshold=3, base_ms=500, max_ms=2000)
-    assert lock.locked_until_ms == 2000
-    await store.accounts.clear_failures("x")
-    assert await store.accounts.get_lockout("x") is None
+async def test_attempts_are_counted_and_lock_at_the_threshold(admin: AdminService) -> None:
+    accounts = admin.store.accounts
+    counted = [
+        await accounts.count_attempt("x", 1000, threshold=3, base_ms=500, max_ms=1200)
+        for _ in range(3)
+    ]
+    # The third attempt locks the name at once, before it is evaluated.
+    assert [(c.failures, c.locked_until_ms) for c in counted] == [(1, 0), (2, 0), (3, 1500)]
+    # While locked nothing is counted: failures 0 says "refused", with the lock's end.
+    locked = await accounts.count_attempt("x", 1400, threshold=3, base_ms=500, max_ms=1200)
+    assert (locked.failures, locked.locked_until_ms) == (0, 1500)
+    # After it, the next attempt is counted and locks again, for twice as long, then capped.
+    again = await accounts.count_attempt("x", 1500, threshold=3, base_ms=500, max_ms=1200)
+    assert (again.failures, again.locked_until_ms) == (4, 2500)
+    capped = await accounts.count_attempt("x", 2500, threshold=3, base_ms=500, max_ms=1200)
+    assert (capped.failures, capped.locked_until_ms) == (5, 3700)
+    await accounts.clear_failures("x")
+    assert await accounts.get_lockout("x") is None
+    first = await accounts.count_attempt("y", 1000, threshold=1, base_ms=500, max_ms=1200)
+    assert (first.failures, first.locked_until_ms) == (1, 1500)
 
 
 async def test_revocations_reach_the_verify_state(admin: AdminService) -> None:
     store = admin.store
-    user = await admin.add_user("carol", "pw", user_id=11)
+    user = await admin.add_user("carol", "password-1", user_id=11)
     await store.tokens.add([token_record("a", 11), token_record("b", 11), token_record("c", 11)])
     state = VerifyState(store, admin.clock)
     await state.load()
@@ -130,7 +140,7 @@ async def test_unreachable_postgres_is_storage_unavailable() -> None:
 
 async def test_admin_reads(admin: AdminService) -> None:
     await admin.add_org("o1", "One")
-    dan = await admin.add_user("dan", "pw", user_id=12)
+    dan = await admin.add_user("dan", "password-1", user_id=12)
     await admin.add_region(3, "Three")
     ak, _ = await admin.create_key("dan", "o1")
     assert await admin.list_orgs() == [Org("o1", "One", True)]

@@ -42,3 +42,13 @@ class MovableClock:
         with self._lock:
             self._offset_ms = epoch_ms - time.time_ns() // 1_000_000
         return self.now_ms()
+
+    @property
+    def offset_ms(self) -> int:
+        """How far this clock is moved from the wall clock (what a snapshot keeps)."""
+        return self._offset_ms
+
+    def set_offset_ms(self, offset_ms: int) -> int:
+        with self._lock:
+            self._offset_ms = offset_ms
+        return self.now_ms()

@@ -9,6 +9,7 @@ whole through :meth:`Settings.to_worker_env` and :meth:`Settings.from_worker_env
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from collections.abc import Mapping
@@ -17,7 +18,7 @@ from typing import Any
 
 import orjson
 import platformdirs
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -26,6 +27,7 @@ from pydantic_settings import (
 )
 
 from acauth.errors import ConfigError
+from acauth.files import check_readable_dir, create_private_file, private_dir, reason, tighten
 
 MIN_SECRET_BYTES = 32
 ENV_PREFIX = "ACAUTH_"
@@ -63,7 +65,29 @@ class Settings(BaseSettings):
     hash_workers: int = Field(default_factory=lambda: max(1, (os.cpu_count() or 2) - 1), gt=0)
     refresh_interval_s: float = Field(default=0.25, gt=0)
 
+    # Abuse limits (README "Rules worth knowing"); a login rate of 0 turns that limit off.
+    aksk_single_use: bool = False
+    hash_queue: int = Field(default=32, gt=0)
+    login_rate_per_s: float = Field(default=5.0, ge=0)
+    login_burst: int = Field(default=10, gt=0)
+    trusted_proxies: str = ""
+    audit_retention_days: int = Field(default=90, gt=0)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses_or_networks(cls, value: str) -> str:
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            ipaddress.ip_network(item, strict=False)  # its ValueError says which, in one line
+        return value
+
+    min_password_length: int = Field(default=8, ge=1)
+
     emulator: bool = False
+    # Emulator only: its whole state loaded at start and saved on exit; a scenario applied at start.
+    emulator_state: Path | None = None
+    emulator_scenario: Path | None = None
+    # The store may be the demo's (published credentials): set by ``acauth serve --demo``.
+    demo: bool = False
     log_json: bool | None = None  # None: JSON unless stderr is a terminal
 
     @classmethod
@@ -142,10 +166,10 @@ class Settings(BaseSettings):
         elif self.secret_file is not None:
             try:
                 raw = self.secret_file.read_text(encoding="utf-8")
-            except OSError as exc:
+            except (OSError, UnicodeDecodeError) as exc:
                 raise ConfigError(
-                    f"cannot read secret file {self.secret_file}: {exc.strerror}"
-                ) from exc
+                    f"cannot read secret file {self.secret_file}: {_why(exc)}"
+                ) from None
             source = str(self.secret_file)
         else:
             raw = _load_or_create_secret(self.data_dir / "secret")
@@ -173,17 +197,23 @@ def normalise_database_url(url: str) -> str:
 
 
 def _load_or_create_secret(path: Path) -> str:
+    check_readable_dir(path.parent)
     try:
-        return path.read_text(encoding="utf-8")
+        value = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read secret {path}: {_why(exc)}") from None
+    else:
+        tighten(path)
+        return value
+    private_dir(path.parent)
     value = secrets.token_hex(MIN_SECRET_BYTES)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        # Another process created it first; use theirs.
-        return path.read_text(encoding="utf-8")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(value)
-    return value
+    if create_private_file(path, value):
+        return value
+    # Another process created it first; use theirs.
+    return path.read_text(encoding="utf-8")
+
+
+def _why(exc: OSError | UnicodeDecodeError) -> str:
+    return reason(exc) if isinstance(exc, OSError) else "not UTF-8 text"

@@ -1,4 +1,10 @@
-"""The fixed demo tenant, seeded by ``acauth serve --demo`` when absent."""
+"""The fixed demo tenant, seeded by ``acauth serve --demo`` when absent.
+
+Its credentials are published, so a store it is seeded into is marked as the
+demo's, inside the database (the mark travels with backups): ``--demo`` seeds
+only a store it created (an empty one, which it marks) or marked before, and a
+server without ``--demo`` refuses a marked store.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +20,21 @@ SECRET_KEY = "demo-secret-key"  # noqa: S105 - published demo credentials
 REGIONS = ((11112, "OpenAPI计算中心"), (11126, "test中心"))
 
 
+def refusal(location: str) -> str:
+    """Why a server without ``--demo`` does not start on the demo's store."""
+    return (
+        f"{location} is a demo store (acauth serve --demo seeded it with published"
+        " credentials): serve it only with --demo, or use another store"
+    )
+
+
 async def seed(admin: AdminService) -> bool:
-    """Create the demo tenant unless its user exists; True if it was created."""
+    """Mark the store as the demo's and create the demo tenant unless its user exists.
+
+    True if it was created. Raises :class:`~acauth.errors.ConfigError` on a store
+    holding data made without ``--demo``.
+    """
+    await admin.claim_for_demo()
     if await admin.find_user(USER) is not None:
         return False
     if await admin.find_org(ORG_ID) is None:

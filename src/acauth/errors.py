@@ -7,7 +7,10 @@ statuses::
     AuthError
     ├── InternalError               10001
     │   ├── StorageUnavailable      10001 (503)
-    │   └── ConfigError             10001 (the configuration cannot be used)
+    │   ├── ConfigError             10001 (the configuration cannot be used)
+    │   │   └── StoreMissing        (no acauth store where the configuration points)
+    │   └── Busy                    10001 (503, Retry-After: the password hasher's queue is full)
+    │       └── RateLimited         (429, Retry-After: too many logins from one client address)
     ├── MissingParameter            10003
     ├── InvalidParameter            10004
     │   ├── MalformedToken
@@ -27,7 +30,9 @@ statuses::
     ├── VerificationFailed          10009
     │   ├── BadCredentials
     │   ├── AccountDisabled
-    │   ├── AccountLocked           (429)
+    │   │   └── AccountDisabledAtLogin  (SDK only: a login answered with null tokens,
+    │   │                                the platform's way to say "account disabled")
+    │   ├── AccountLocked           (429, Retry-After)
     │   ├── SignatureReplayed
     │   └── WrongTokenKind
     │       ├── PlatformTokenRefused
@@ -49,6 +54,7 @@ class AuthError(Exception):
 
     ``code`` is the AC code sent on the wire, or None for an error that is not an
     answer of the API (:class:`TransportError`). ``msg`` is short, stable English.
+    ``retry_after_s``, when set, is sent as ``Retry-After`` with strict HTTP statuses.
     """
 
     code: str | None = None
@@ -56,11 +62,16 @@ class AuthError(Exception):
     http_status: ClassVar[int] = 500
     # False for errors the AC API never answers with (administration, configuration).
     on_wire: ClassVar[bool] = True
+    retry_after_s: int | None = None
 
-    def __init__(self, msg: str | None = None, *, code: str | None = None) -> None:
+    def __init__(
+        self, msg: str | None = None, *, code: str | None = None, retry_after_s: int | None = None
+    ) -> None:
         self.msg = msg if msg is not None else self.default_msg
         if code is not None:
             self.code = code
+        if retry_after_s is not None:
+            self.retry_after_s = retry_after_s
         super().__init__(self.msg)
 
     def __repr__(self) -> str:
@@ -78,6 +89,21 @@ class StorageUnavailable(InternalError):
     http_status = 503
 
 
+class Busy(InternalError):
+    """Refused at once rather than queued: retry after ``retry_after_s``."""
+
+    default_msg = "busy, retry"
+    http_status = 503
+    retry_after_s = 1
+
+
+class RateLimited(Busy):
+    """Too many logins from one client address for now."""
+
+    default_msg = "too many requests, retry later"
+    http_status = 429
+
+
 class MissingParameter(AuthError):
     code = "10003"
     default_msg = "missing parameter"
@@ -89,6 +115,12 @@ class ConfigError(InternalError):
 
     default_msg = "bad configuration"
     on_wire = False
+
+
+class StoreMissing(ConfigError):
+    """No acauth store where the configuration points (``acauth init`` creates one)."""
+
+    default_msg = "no acauth store"
 
 
 class InvalidParameter(AuthError):
@@ -177,6 +209,16 @@ class BadCredentials(VerificationFailed):
 
 class AccountDisabled(VerificationFailed):
     default_msg = "account disabled"
+
+
+class AccountDisabledAtLogin(AccountDisabled):
+    """Raised by the SDK when a login succeeds with no token: the account is disabled.
+
+    The platform answers such a login with success, its regions listed and every
+    token ``null`` (API.md §4.1); the SDK says what that means. No server sends it.
+    """
+
+    on_wire = False
 
 
 class AccountLocked(VerificationFailed):

@@ -30,6 +30,12 @@ EVENTS = Counter(
     "token.renewed, token.reuse, admin.*",
     ["kind"],
 )
+STORE_ERRORS = Counter(
+    "acauth_store_errors_total",
+    "Store operations that failed after their retries, by op (read, write) and cause "
+    "(disk_full, read_only, locked, timeout, unreachable, other).",
+    ["op", "cause"],
+)
 PROPAGATION = Histogram(
     "acauth_propagation_seconds",
     "From a change (revocation, status) being written to this instance applying it.",

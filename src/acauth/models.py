@@ -112,6 +112,9 @@ class Change:
 
 @dataclass(frozen=True, slots=True)
 class Lockout:
+    """The login attempts counted for a name. ``failures`` 0: an attempt not counted,
+    because the name was locked until ``locked_until_ms``."""
+
     failures: int
     locked_until_ms: int
 

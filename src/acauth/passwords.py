@@ -1,7 +1,9 @@
 """Password hashing: argon2id, off the event loop, on a bounded pool.
 
 The pool is deliberately small (by default one thread fewer than the cores),
-so a storm of logins cannot take the core that serves token verification.
+so a storm of logins cannot take the core that serves token verification; and
+its queue is bounded, so a storm cannot make an honest login wait behind it:
+beyond the bound a login is refused at once (:class:`~acauth.errors.Busy`).
 """
 
 from __future__ import annotations
@@ -11,10 +13,13 @@ import contextlib
 import os
 import secrets
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from acauth.errors import Busy
 
 # OWASP's argon2id minimum: m=19 MiB, t=2, p=1.
 _HASHER = PasswordHasher(time_cost=2, memory_cost=19_456, parallelism=1)
@@ -39,13 +44,30 @@ def _yield_cpu() -> None:
 
 
 class PasswordService:
-    """Runs argon2id in a thread pool; unknown users are checked against a dummy hash."""
+    """Runs argon2id in a thread pool; unknown users are checked against a dummy hash.
 
-    def __init__(self, workers: int) -> None:
+    At most ``queue`` logins hold a :meth:`slot` (waiting for the pool or in it) at once.
+    Used from one event loop.
+    """
+
+    def __init__(self, workers: int, queue: int = 32) -> None:
         self._pool = ThreadPoolExecutor(
             max_workers=workers, thread_name_prefix="argon2", initializer=_yield_cpu
         )
         self._dummy_hash = hash_password(secrets.token_urlsafe(16))
+        self.queue = queue
+        self.waiting = 0
+
+    @contextlib.contextmanager
+    def slot(self) -> Iterator[None]:
+        """A place in the queue for one login's :meth:`check`; :class:`Busy` at once if full."""
+        if self.waiting >= self.queue:
+            raise Busy()
+        self.waiting += 1
+        try:
+            yield
+        finally:
+            self.waiting -= 1
 
     async def check(self, stored_hash: str | None, password: str) -> bool:
         """True if ``password`` matches; with no hash, spends the same time and says False."""

@@ -32,7 +32,8 @@ def acauth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServ
     """A real acauth emulator on a free loopback port, with the demo tenant.
 
     ``base_url``, ``credentials``, ``clock.advance(seconds)``, ``faults.add_fault(...)``,
-    ``requests()``.
+    ``requests()``, ``journal(path, code=…)``, ``snapshot()`` / ``restore(state)``,
+    ``scenario(name, **params)`` (or a step, a list of steps, a file's ``Path``).
     """
     try:
         from acauth.server.live import LiveServer

@@ -125,7 +125,8 @@ def decode(token: str, keys: Sequence[bytes], *, now_ms: int | None = None) -> C
     """Verify ``token`` against ``keys`` (the first signs, all verify) and return its claims.
 
     Raises :class:`MalformedToken` (10004) for anything that is not a
-    well-formed token, :class:`BadSignature` (10008) when no key signed it and
+    well-formed token (``clusterId`` and ``userId`` must be decimal numbers
+    that fit 64 bits), :class:`BadSignature` (10008) when no key signed it and
     :class:`TokenExpired` (10008) when ``now_ms`` is at or past ``expireTime``.
     """
     if len(token) > MAX_TOKEN_LENGTH or not token.isascii():
@@ -145,9 +146,16 @@ def decode(token: str, keys: Sequence[bytes], *, now_ms: int | None = None) -> C
     if not valid:
         raise BadSignature()
     claims = claims_from_payload(_b64decode(payload_seg))
+    # Signed is not sane: these are numbers to the store, and must fit its columns.
+    if not (_is_id(claims.cluster_id) and _is_id(claims.user_id)):
+        raise MalformedToken()
     if now_ms is not None and now_ms >= claims.expire_ms:
         raise TokenExpired()
     return claims
+
+
+def _is_id(value: str) -> bool:
+    return value.isascii() and value.isdigit() and len(value) <= 18
 
 
 def claims_from_payload(payload: bytes) -> Claims:

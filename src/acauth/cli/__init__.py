@@ -7,12 +7,14 @@ admin service are imported by the commands that run them (they come with the
 
 from __future__ import annotations
 
+from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from acauth.cli import admin, client
+from acauth.cli.init import init
 from acauth.cli.output import StoreOptions
 from acauth.cli.serve import serve
 
@@ -25,23 +27,37 @@ app = typer.Typer(
 )
 
 
+def show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"acauth {version('acauth')}")
+        raise typer.Exit()
+
+
 @app.callback()
 def root(
     ctx: typer.Context,
     data_dir: Annotated[
         Path | None,
-        typer.Option(help="Data directory (SQLite, secret). Else ACAUTH_DATA_DIR."),
+        # readable=False: acauth says itself, in one line, what is wrong with the directory.
+        typer.Option(help="Data directory (SQLite, secret). Else ACAUTH_DATA_DIR.", readable=False),
     ] = None,
     database_url: Annotated[
         str | None,
         typer.Option(help="sqlite:///… or postgresql://…  Else ACAUTH_DATABASE_URL."),
     ] = None,
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=show_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     """Options here apply to every command (admin commands use the server's database)."""
     ctx.obj = StoreOptions(data_dir, database_url)
 
 
 app.command()(serve)
+app.command()(init)
 app.add_typer(admin.org_app, name="org")
 app.add_typer(admin.user_app, name="user")
 app.add_typer(admin.region_app, name="region")

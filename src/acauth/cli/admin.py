@@ -59,13 +59,16 @@ def org_enable(ctx: typer.Context, org_id: str) -> None:
 
 # -- user ------------------------------------------------------------------------
 
+# Optional on the command line: when absent it is prompted for (twice, without echo),
+# so the value is never None by the time the command runs.
 PasswordOpt = Annotated[
-    str,
+    str | None,
     typer.Option(
         prompt=True,
         hide_input=True,
+        confirmation_prompt=True,
         envvar="ACAUTH_USER_PASSWORD",
-        help="Prompted without echo if not given.",
+        help="Else ACAUTH_USER_PASSWORD, else prompted twice without echo.",
     ),
 ]
 
@@ -74,7 +77,7 @@ PasswordOpt = Annotated[
 def user_add(
     ctx: typer.Context,
     name: str,
-    password: PasswordOpt,
+    password: PasswordOpt = None,
     user_id: Annotated[int | None, typer.Option(help="Numeric user id (default: next).")] = None,
     status: Annotated[str, typer.Option(help="Normal, Trial, Owe or Disable.")] = "Normal",
     role: str = "1",
@@ -87,7 +90,7 @@ def user_add(
         ctx,
         lambda a: a.add_user(
             name,
-            password,
+            password or "",
             user_id=user_id,
             status=status,
             role=role,
@@ -169,9 +172,9 @@ def user_set_status(ctx: typer.Context, name: str, status: str) -> None:
 
 
 @user_app.command("passwd")
-def user_passwd(ctx: typer.Context, name: str, password: PasswordOpt) -> None:
+def user_passwd(ctx: typer.Context, name: str, password: PasswordOpt = None) -> None:
     """Set a user's password (and clear any lockout)."""
-    with_admin(ctx, lambda a: a.set_password(name, password))
+    with_admin(ctx, lambda a: a.set_password(name, password or ""))
     console.print(f"password of {name} changed")
 
 

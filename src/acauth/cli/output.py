@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from acauth.errors import AuthError
+from acauth.errors import AuthError, StorageUnavailable
 
 if TYPE_CHECKING:
     from acauth.config import Settings
@@ -69,7 +69,17 @@ def run(coro_fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
     try:
         return asyncio.run(coro_fn())
     except AuthError as exc:
-        raise fail(exc.msg) from None
+        raise fail(message(exc)) from None
+
+
+def message(exc: AuthError) -> str:
+    """The line an error is reported with; a store that failed in use says why."""
+    if isinstance(exc, StorageUnavailable) and exc.msg == exc.default_msg and exc.__cause__:
+        from acauth.store.failures import describe
+
+        cause, detail = describe(exc)
+        return f"{exc.msg}: {cause.replace('_', ' ')} ({detail})"
+    return exc.msg
 
 
 def settings(ctx: typer.Context, **overrides: Any) -> Settings:
@@ -89,7 +99,10 @@ def settings(ctx: typer.Context, **overrides: Any) -> Settings:
 
 
 def with_admin(ctx: typer.Context, fn: Callable[[AdminService], Coroutine[Any, Any, T]]) -> T:
-    """Open the store this command names, run ``fn`` with an admin service, close the store."""
+    """Open the store this command names, run ``fn`` with an admin service, close the store.
+
+    Refuses (one line, exit 1) when no acauth store is there.
+    """
     cfg = settings(ctx)
     try:
         from acauth.clock import SystemClock
@@ -101,13 +114,26 @@ def with_admin(ctx: typer.Context, fn: Callable[[AdminService], Coroutine[Any, A
     configure(level=logging.WARNING)
 
     async def main() -> T:
-        store = await Store.open(cfg.resolved_database_url, timeout_s=cfg.store_timeout_s)
+        # Never creates a store: a typo in --data-dir must not look like an empty one.
+        url = cfg.resolved_database_url
+        store = await Store.open(url, timeout_s=cfg.store_timeout_s, create=False)
         try:
-            return await fn(AdminService(store, cfg.signing_keys(), SystemClock()))
+            keys = cfg.signing_keys()
+            admin = AdminService(
+                store, keys, SystemClock(), min_password_length=cfg.min_password_length
+            )
+            return await fn(admin)
         finally:
             await store.close()
 
-    return run(main)
+    # A store failure ends the command with its one error line, which says the cause.
+    store_log = logging.getLogger("acauth.store")
+    level = store_log.level
+    store_log.setLevel(logging.CRITICAL)
+    try:
+        return run(main)
+    finally:
+        store_log.setLevel(level)
 
 
 def emit(rows: Sequence[dict[str, Any]], *, as_json: bool, title: str | None = None) -> None:

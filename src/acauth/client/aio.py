@@ -24,11 +24,14 @@ class AsyncClient:
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"), timeout=timeout, transport=transport
         )
+        # The server's clock, learnt from the Date of every answer (AK/SK timestamps use it).
+        self.server_time = p.ServerTime()
 
     async def send(self, call: p.Call) -> Any:
         """Send one prepared call; the ``data`` of the answer, or the matching error."""
         with p.transport_errors():
             response = await self._http.request(call.method, call.path, headers=call.headers)
+        self.server_time.observe(response.headers.get("date"))
         return p.parse(response)
 
     async def get_tokens(self, user: str, password: str, org_id: str) -> list[p.ClusterToken]:
@@ -40,7 +43,8 @@ class AsyncClient:
         access_key: str,
         secret_key: str,
     ) -> list[p.ClusterToken]:
-        return p.cluster_tokens(await self.send(p.key_login_call(user, access_key, secret_key)))
+        call = p.key_login_call(user, access_key, secret_key, int(self.server_time()))
+        return p.cluster_tokens(await self.send(call))
 
     async def renew(self, token: str) -> str:
         return str(await self.send(p.token_call("POST", "tokens/next", token)))

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-import time
 from collections.abc import AsyncGenerator, Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ from acauth import tokens
 from acauth.client import protocol as p
 from acauth.client.aio import AsyncClient
 from acauth.client.sync import Client
-from acauth.errors import AuthError, PermissionDenied, VerificationFailed
+from acauth.errors import AuthError, InvalidParameter, PermissionDenied, VerificationFailed
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,9 +52,14 @@ class Credentials:
         self.user, self.password, self.org_id = user, password, org_id
         self.access_key, self.secret_key = access_key, secret_key
 
-    def login(self) -> Action:
+    @property
+    def signs(self) -> bool:
+        """True for AK/SK: the login carries a timestamp the server checks against its clock."""
+        return bool(self.access_key and self.secret_key)
+
+    def login(self, now_s: int) -> Action:
         if self.access_key and self.secret_key:
-            call = p.key_login_call(self.user, self.access_key, self.secret_key)
+            call = p.key_login_call(self.user, self.access_key, self.secret_key, now_s)
         else:
             call = p.login_call(self.user, self.password or "", self.org_id or "")
         return Action(call, p.cluster_tokens)
@@ -144,7 +148,13 @@ class ManagerCore:
             else:
                 self._keep({**self.tokens, cluster_id: renewed})
                 return renewed
-        entries: list[p.ClusterToken] = yield self.credentials.login()
+        try:
+            entries: list[p.ClusterToken] = yield self.credentials.login(int(self.clock()))
+        except InvalidParameter:  # 10004 to an AK/SK login: its timestamp (BadTimestamp)
+            if not self.credentials.signs:
+                raise
+            # The refusal's Date taught the (default) clock the server's time: sign again.
+            entries = yield self.credentials.login(int(self.clock()))
         self._keep({e.cluster_id: e.token for e in entries if e.token})
         if cluster_id not in self.tokens:
             raise VerificationFailed(f"no token for cluster {cluster_id}")
@@ -173,7 +183,7 @@ class ManagerOptions(TypedDict, total=False):
     margin_s: float
     renew_window_s: float
     cache_path: str | Path | None
-    clock: Callable[[], float]
+    clock: Callable[[], float] | None
 
 
 class _Manager:
@@ -182,12 +192,15 @@ class _Manager:
     ``password`` and ``org_id``, or ``access_key`` and ``secret_key``; ``margin_s``:
     renew that long before ``expireTime``; ``renew_window_s``: how long after
     expiry the server still renews; ``cache_path``: a 0600 file shared by
-    processes; ``clock``: seconds since the epoch.
+    processes; ``clock``: seconds since the epoch — by default the server's, as
+    the ``Date`` of its answers tells it (``server_time``), so a machine with a
+    wrong clock, or an emulator whose clock was moved, still renews on time.
     """
 
     def __init__(
         self,
         base_url: str,
+        server_time: p.ServerTime,
         *,
         user: str,
         password: str | None = None,
@@ -197,13 +210,13 @@ class _Manager:
         margin_s: float = 60.0,
         renew_window_s: float = 86_400.0,
         cache_path: str | Path | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self._core = ManagerCore(
             Credentials(user, password, org_id, access_key, secret_key),
             margin_s=margin_s,
             renew_window_s=renew_window_s,
-            clock=clock,
+            clock=clock or server_time,
             cache=_cache_for(cache_path, base_url, user),
         )
 
@@ -224,8 +237,8 @@ class TokenManager(_Manager):
         transport: httpx.BaseTransport | None = None,
         **options: Unpack[ManagerOptions],
     ) -> None:
-        super().__init__(base_url, **options)
         self.client = Client(base_url, timeout=timeout, transport=transport)
+        super().__init__(base_url, self.client.server_time, **options)
         self._lock = threading.Lock()
 
     def token(self, cluster_id: str = "0") -> str:
@@ -279,8 +292,8 @@ class AsyncTokenManager(_Manager):
         transport: httpx.AsyncBaseTransport | None = None,
         **options: Unpack[ManagerOptions],
     ) -> None:
-        super().__init__(base_url, **options)
         self.client = AsyncClient(base_url, timeout=timeout, transport=transport)
+        super().__init__(base_url, self.client.server_time, **options)
         self._lock = asyncio.Lock()
 
     async def token(self, cluster_id: str = "0") -> str:

@@ -7,20 +7,29 @@ only move these requests over httpx.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 import orjson
 
 from acauth import tokens
-from acauth.errors import AuthError, PermissionDenied, TransportError, error_for
+from acauth.errors import (
+    AccountDisabledAtLogin,
+    AuthError,
+    PermissionDenied,
+    TransportError,
+    error_for,
+)
 from acauth.signing import sign_request
 
 BASE = "/ac/openapi/v2"
+# Date has whole seconds and arrives late by the answer's transit: a smaller gap is no skew.
+SKEW_TOLERANCE_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +86,33 @@ class Center:
         """The first enabled URL of ``kind`` (hpc, efile, ai, eshell, ingress), as clients pick."""
         urls: list[ServiceUrl] = getattr(self, f"{kind}_urls")
         return next((u.url for u in urls if u.enabled), None)
+
+
+class ServerTime:
+    """The server's clock as last heard: the local clock plus the skew of the last ``Date``.
+
+    Called, it gives seconds since the epoch. Before any answer it is the local clock.
+    A client passes every answer to :meth:`observe`, so expiry is judged on the
+    server's time even when this machine's clock is wrong, or the emulator's moved.
+    """
+
+    def __init__(self, local: Callable[[], float] = time.time) -> None:
+        self._local = local
+        self.skew_s = 0.0
+
+    def __call__(self) -> float:
+        return self._local() + self.skew_s
+
+    def observe(self, date: str | None) -> None:
+        """Learn from an answer's ``Date`` header (ignored when absent or unreadable)."""
+        if not date:
+            return
+        try:
+            heard = parsedate_to_datetime(date).timestamp()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return
+        skew = heard + 0.5 - self._local()  # Date drops the fraction: half a second, on average
+        self.skew_s = skew if abs(skew) > SKEW_TOLERANCE_S else 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,14 +182,19 @@ def is_permission_denied(response: httpx.Response) -> bool:
 
 
 def cluster_tokens(data: Any) -> list[ClusterToken]:
+    """The entries of a login answer; :class:`AccountDisabledAtLogin` when none has a token
+    (the platform's success answer for a disabled account, API.md §4.1)."""
     if not isinstance(data, list):
         raise TransportError("login answer is not a list")
-    return [
+    entries = [
         ClusterToken(
             str(e["clusterId"]), str(e["clusterName"]), e.get("token"), expires_at(e.get("token"))
         )
         for e in data
     ]
+    if entries and not any(e.token for e in entries):
+        raise AccountDisabledAtLogin()
+    return entries
 
 
 def user_info(data: dict[str, Any]) -> UserInfo:

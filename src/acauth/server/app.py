@@ -17,6 +17,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from acauth import demo
 from acauth.clock import Clock, MovableClock, SystemClock
 from acauth.config import Settings
 from acauth.errors import (
@@ -30,13 +31,18 @@ from acauth.errors import (
 from acauth.logs import get_logger
 from acauth.metrics import render
 from acauth.passwords import PasswordService
+from acauth.server.clients import ClientAddresses, parse_networks
 from acauth.server.docs import render_docs
 from acauth.server.emulator import Emulator
 from acauth.server.envelope import JSON, error_response, ok
 from acauth.server.routes import STATE, Runtime, ac_routes, fast_state
 from acauth.service.auth import AuthService, Policy
+from acauth.service.limits import RateLimiter
+from acauth.service.retention import Retention
 from acauth.service.state import VerifyState
 from acauth.store import Store
+from acauth.store.failures import describe
+from acauth.store.meta import DEMO
 
 log = get_logger("acauth.server")
 
@@ -48,8 +54,9 @@ class FrontDoor:
     """The outermost layer: normalise the path, and answer the hot path directly.
 
     ``//a//b/`` is served as ``/a/b``, in place (a redirected POST would become a
-    GET). ``GET tokens/state`` goes straight to its bare handler; everything else
-    to the Starlette app.
+    GET). Routes match the path as it was sent: a percent-escape is never decoded
+    into a route (``tokens%2Fstate`` is not ``tokens/state``). ``GET tokens/state``
+    goes straight to its bare handler; everything else to the Starlette app.
     """
 
     def __init__(self, app: Starlette, fast: dict[str, ASGIApp] | None = None) -> None:
@@ -64,6 +71,10 @@ class FrontDoor:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             path: str = scope["path"]
+            raw: bytes | None = scope.get("raw_path")
+            if raw is not None and b"%" in raw:
+                path = raw.decode("latin-1")
+                scope = dict(scope, path=path)
             if "//" in path or (len(path) > 1 and path.endswith("/")):
                 path = _SLASHES.sub("/", path).rstrip("/") or "/"
                 scope = dict(scope, path=path, raw_path=path.encode())
@@ -95,6 +106,8 @@ def policy_from(settings: Settings) -> Policy:
         lockout_threshold=settings.lockout_threshold,
         lockout_base_ms=round(settings.lockout_base_s * 1000),
         lockout_max_ms=round(settings.lockout_max_s * 1000),
+        aksk_single_use=settings.aksk_single_use,
+        explain_key_failures=settings.emulator,
     )
 
 
@@ -111,18 +124,37 @@ def create_app(
             clock = MovableClock()
         if not isinstance(clock, MovableClock):
             raise ConfigError("the emulator needs a movable clock")
-        emulator = Emulator(clock, strict=settings.strict_http)
+        emulator = Emulator(
+            clock,
+            strict=settings.strict_http,
+            state_file=settings.emulator_state,
+            scenario_file=settings.emulator_scenario,
+        )
     clock = clock or SystemClock()
     keys = settings.signing_keys()
-    rt = Runtime(strict=settings.strict_http, max_header_bytes=settings.max_header_bytes)
+    rt = Runtime(
+        strict=settings.strict_http,
+        max_header_bytes=settings.max_header_bytes,
+        clients=ClientAddresses(parse_networks(settings.trusted_proxies)),
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store = await Store.open(settings.resolved_database_url, timeout_s=settings.store_timeout_s)
-        passwords = PasswordService(settings.hash_workers)
+        if not settings.demo and await store.meta.get(DEMO) is not None:
+            await store.close()
+            raise ConfigError(demo.refusal(store.location))
+        passwords = PasswordService(settings.hash_workers, settings.hash_queue)
         state = VerifyState(store, clock)
         await state.load()
         state.start(settings.refresh_interval_s)
+        retention = Retention(
+            store,
+            clock,
+            audit_days=settings.audit_retention_days,
+            renew_window_ms=settings.renew_window_s * 1000,
+        )
+        retention.start()
         rt.service = AuthService(
             store=store,
             keys=keys,
@@ -130,6 +162,7 @@ def create_app(
             passwords=passwords,
             state=state,
             policy=policy_from(settings),
+            limiter=RateLimiter(settings.login_rate_per_s, settings.login_burst, clock),
         )
         app.state.service = rt.service
         # Everything alive now lives as long as the process: keep the collector off it.
@@ -137,8 +170,13 @@ def create_app(
         gc.freeze()
         log.info("server.started", database=store.dialect)
         try:
+            if emulator is not None:
+                await emulator.start(rt.service)  # its --state and --scenario files
             yield
         finally:
+            if emulator is not None:
+                await emulator.stop()  # saves its --state file while the store is open
+            await retention.stop()
             await state.stop()
             passwords.close()
             await store.close()
@@ -157,6 +195,7 @@ def create_app(
             data = {
                 "status": "degraded",
                 "store": "unavailable",
+                "cause": describe(err)[0],
                 "stateStaleMs": svc.state.stale_ms,
             }
             return error_response(err, strict=True, data=data)

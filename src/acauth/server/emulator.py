@@ -1,204 +1,344 @@
-"""The emulator for client developers: a movable clock, injected faults, request counts.
+"""The emulator for client developers: time travel, state snapshots, faults, scenarios, a journal.
 
 Only ``acauth serve --emulator`` (or ``LiveServer.start(..., emulator=True)``) mounts
-it. Its control routes answer plain JSON (they are not part of the AC API)::
+it. Its control routes (:mod:`acauth.server.control`) answer plain JSON; errors in a
+control request are HTTP 400 ``{"error": "…"}``::
 
-    POST   /_emulator/clock     {"advance_seconds": N} | {"set_ms": EPOCH_MS} -> {"now_ms": …}
-    GET    /_emulator/clock                                                   -> {"now_ms": …}
-    POST   /_emulator/faults    {"path": P, "count": N, "code": "10008"}
-                                 | {"path": P, "count": N, "delay_ms": MS}
-                                 | {"path": P, "count": N, "drop": true}     -> {"faults": […]}
-    DELETE /_emulator/faults                                                  -> {"faults": []}
-    GET    /_emulator/requests                                  -> {"<path>": count, …}
-    DELETE /_emulator/requests                                  -> {}
+    GET|POST   /_emulator/clock      {"advance_seconds": N} | {"set_ms": EPOCH_MS} -> {"now_ms": …}
+    GET|POST|DELETE /_emulator/faults    {"path": P, "count": N|null, "code": "10008",
+                                          "msg": M, "delay_ms": MS, "drop": true,
+                                          "probability": 0.3, "seed": 7}  -> {"faults": […]}
+    GET|DELETE /_emulator/requests                                    -> {"<path>": count, …}
+    GET|DELETE /_emulator/journal    ?path=&code=&method=&since=&limit= -> {"entries": […]}
+    GET|PUT    /_emulator/state      the whole state, as JSON (PUT restores it)
+    GET|POST|DELETE /_emulator/scenarios  a step, a list, or {"steps": […]} (see scenarios.py)
+
+Every answer — of the AC API and of these routes — carries a ``Date`` header on
+the emulator's clock, so clients that follow the server's time follow it moved.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections import Counter
-from dataclasses import asdict, dataclass
-from typing import Any
+from collections.abc import Mapping
+from email.utils import formatdate
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from acauth.clock import MovableClock
-from acauth.errors import WIRE_ERRORS, AuthError
+from acauth.errors import AuthError, ConfigError, StorageUnavailable
+from acauth.logs import get_logger
+from acauth.server import scenarios
+from acauth.server.control import (
+    PREFIX,
+    BadRequest,
+    control_routes,
+    read_state_file,
+    why,
+    write_private,
+)
+from acauth.server.faults import Fault, Faults, make_fault
+from acauth.server.journal import MAX_BODY, Journal, JournalEntry
 from acauth.wire import render_error
 
-PREFIX = "/_emulator"
-# The generic error of each code, as the real platform words it.
-_BY_CODE: dict[str, type[AuthError]] = {str(cls.code): cls for cls in WIRE_ERRORS}
+if TYPE_CHECKING:
+    from acauth.service.auth import AuthService
+    from acauth.service.emulation import Emulation
+
+STATE_VERSION = 1
+log = get_logger("acauth.emulator")
 
 
-@dataclass
-class Fault:
-    """The next ``count`` requests to ``path``: answer ``code``, wait ``delay_ms``, or drop."""
-
-    path: str
-    count: int = 1
-    code: str | None = None
-    delay_ms: int = 0
-    drop: bool = False
+def http_date(now_ms: int) -> bytes:
+    return formatdate(now_ms / 1000, usegmt=True).encode("ascii")
 
 
 class Emulator:
-    def __init__(self, clock: MovableClock, *, strict: bool = False) -> None:
+    """The emulator's state and its two faces: the ASGI middleware and the control routes.
+
+    The Python methods are the same operations as the routes (the pytest plugin uses
+    them); the async ones run on the server's event loop (:attr:`loop`).
+    """
+
+    def __init__(
+        self,
+        clock: MovableClock,
+        *,
+        strict: bool = False,
+        state_file: Path | None = None,
+        scenario_file: Path | None = None,
+    ) -> None:
         self.clock = clock
         self.strict = strict
-        self._faults: list[Fault] = []
+        self.state_file = state_file
+        self.scenario_file = scenario_file
+        self.journal = Journal()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._faults = Faults()
         self._counts: Counter[str] = Counter()
-        self._lock = threading.Lock()
+        self._counts_lock = threading.Lock()
+        self._pending: list[scenarios.Step] = []
+        self._world: Emulation | None = None
+        self._changing = asyncio.Lock()
+        self._started = False
 
-    # -- the Python API (also used by the pytest fixture) ---------------------------
+    # -- faults and counts (synchronous: safe from any thread) --------------------------
 
     def add_fault(
         self,
         path: str,
-        count: int = 1,
+        count: int | None = 1,
         *,
         code: str | None = None,
+        msg: str | None = None,
         delay_ms: int = 0,
         drop: bool = False,
+        probability: float = 1.0,
+        seed: int | None = None,
     ) -> Fault:
-        if count < 1 or delay_ms < 0 or (code is not None and code not in _BY_CODE):
-            raise ValueError("count >= 1, delay_ms >= 0, code one of " + ", ".join(_BY_CODE))
-        if code is None and not delay_ms and not drop:
-            raise ValueError("a fault needs code, delay_ms or drop")
-        fault = Fault(path, count, code, delay_ms, drop)
-        with self._lock:
-            self._faults.append(fault)
-        return fault
+        """Fail the next ``count`` requests to ``path`` (``"*"``: any; None: until cleared)."""
+        fields = {"path": path, "count": count, "code": code, "msg": msg, "delay_ms": delay_ms}
+        return self.add_fault_json(
+            fields | {"drop": drop, "probability": probability, "seed": seed}
+        )
+
+    def add_fault_json(self, data: Mapping[str, Any]) -> Fault:
+        """:meth:`add_fault` from the JSON form of ``POST /_emulator/faults``."""
+        try:
+            return self._faults.add(make_fault(data))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BadRequest(f"bad fault: {why(exc)}") from None
 
     def clear_faults(self) -> None:
-        with self._lock:
-            self._faults.clear()
+        self._faults.clear()
 
     @property
     def faults(self) -> list[Fault]:
-        with self._lock:
-            return list(self._faults)
+        return self._faults.listing()
 
     def requests(self) -> dict[str, int]:
-        with self._lock:
+        with self._counts_lock:
             return dict(self._counts)
 
     def reset_requests(self) -> None:
-        with self._lock:
+        with self._counts_lock:
             self._counts.clear()
 
-    def _take(self, path: str) -> Fault | None:
-        with self._lock:
-            self._counts[path] += 1
-            for fault in self._faults:
-                if fault.path == path:
-                    fault.count -= 1
-                    if fault.count <= 0:
-                        self._faults.remove(fault)
-                    return fault
-        return None
+    # -- the world below HTTP (asynchronous: on the server's loop) ----------------------
+
+    @property
+    def world(self) -> Emulation:
+        if self._world is None:
+            raise StorageUnavailable("the emulator has not started")
+        return self._world
+
+    async def start(self, service: AuthService) -> None:
+        """Called by the app's lifespan: load ``state_file``, apply ``scenario_file``."""
+        from acauth.service.emulation import Emulation
+
+        self.loop = asyncio.get_running_loop()
+        self._world = Emulation(service, self.clock)
+        if self.state_file is not None:
+            state = read_state_file(self.state_file)
+            if state is not None:
+                try:
+                    await self.restore(state)
+                except (BadRequest, AuthError) as exc:
+                    raise ConfigError(f"state {self.state_file}: {why(exc)}") from None
+                log.info("emulator.state_loaded", path=str(self.state_file))
+        if self.scenario_file is not None:
+            steps = scenarios.load_file(self.scenario_file, self.clock.now_ms())
+            try:
+                await self.run_scenario(steps)
+            except (BadRequest, AuthError) as exc:
+                raise ConfigError(f"scenario {self.scenario_file}: {why(exc)}") from None
+        self._started = True
+
+    async def stop(self) -> None:
+        """Called by the app's lifespan on shutdown: save the state to ``state_file``."""
+        if self.state_file is None or not self._started:
+            return  # a state that failed to load is not overwritten
+        try:
+            write_private(self.state_file, orjson.dumps(await self.snapshot()))
+        except (AuthError, OSError) as exc:
+            log.error("emulator.state_not_saved", path=str(self.state_file), error=str(exc))
+        else:
+            log.info("emulator.state_saved", path=str(self.state_file))
+
+    async def snapshot(self) -> dict[str, Any]:
+        """Everything that decides an answer: store, secrets, clock, faults, pending steps."""
+        async with self._changing:
+            world = await self.world.snapshot()
+            return {
+                "version": STATE_VERSION,
+                "clock": {"offset_ms": self.clock.offset_ms, "now_ms": self.clock.now_ms()},
+                "faults": [f.as_json() for f in self._faults.listing()],
+                "scenarios": [s.as_json() for s in self._pending],
+                **world,
+            }
+
+    async def restore(self, state: Mapping[str, Any]) -> None:
+        """Put back a :meth:`snapshot`: all of it, or (on an error) nothing of the store."""
+        if not isinstance(state, Mapping) or state.get("version") != STATE_VERSION:
+            raise BadRequest(f"not an emulator state of version {STATE_VERSION}")
+        try:
+            clock = state["clock"]
+            offset = int(clock["offset_ms"])
+            faults = [make_fault(f, state=True) for f in state.get("faults", [])]
+            pending = scenarios.parse(state.get("scenarios", []), 0, pending=True)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BadRequest(f"bad state: {why(exc)}") from None
+        async with self._changing:
+            await self.world.restore(state)
+            self.clock.set_offset_ms(offset)
+            self._faults.replace(faults)
+            self._pending = pending
+
+    async def run_scenario(self, steps: list[scenarios.Step]) -> list[dict[str, Any]]:
+        """Apply the steps that are due now, keep the others; what each applied step did."""
+        done: list[dict[str, Any]] = []
+        async with self._changing:
+            for step in steps:
+                if step.due(self.clock.now_ms()):
+                    done.append({"do": step.do, **await self._apply(step)})
+                else:
+                    self._pending.append(step)
+        return done
+
+    @property
+    def pending(self) -> list[scenarios.Step]:
+        return list(self._pending)
+
+    def clear_pending(self) -> None:
+        self._pending.clear()
+
+    async def _apply(self, step: scenarios.Step) -> dict[str, Any]:
+        p, world = step.params, self.world
+        if step.do in ("fault", "refuse_renewal"):
+            return {"fault": self.add_fault_json(scenarios.fault_fields(step)).as_json()}
+        if step.do == "clock":
+            try:
+                if "advance_seconds" in p:
+                    return {"now_ms": self.clock.advance(float(p["advance_seconds"]))}
+                return {"now_ms": self.clock.set_ms(int(p["set_ms"]))}
+            except (TypeError, ValueError) as exc:
+                raise BadRequest(f"clock: {why(exc)}") from None
+        if step.do == "expire_tokens":
+            return {"expired": await world.expire_tokens()}
+        if step.do == "suspend_account":
+            return {"status": await world.suspend_account(**p)}
+        if step.do == "disable_url":
+            return {"url": await world.disable_url(**p)}
+        await world.rotate_secret(bool(p.get("keep_old", False)))
+        return {}
+
+    async def _run_due(self) -> None:
+        now = self.clock.now_ms()
+        if not any(s.due(now) for s in self._pending):
+            return
+        async with self._changing:
+            due = [s for s in self._pending if s.due(now)]
+            self._pending = [s for s in self._pending if s not in due]
+            for step in due:
+                try:
+                    result = await self._apply(step)
+                except (BadRequest, AuthError) as exc:
+                    log.warning("emulator.step_failed", do=step.do, error=why(exc))
+                else:
+                    log.info("emulator.step_applied", do=step.do, **result)
+
+    def _answered_one(self) -> None:
+        for step in self._pending:
+            if step.requests_left:
+                step.requests_left -= 1
 
     # -- ASGI -------------------------------------------------------------------------
 
     def middleware(self, app: ASGIApp) -> ASGIApp:
         async def emulate(scope: Scope, receive: Receive, send: Send) -> None:
-            path = scope.get("path", "")
-            if scope["type"] != "http" or path.startswith(PREFIX):
+            if scope["type"] != "http":
                 await app(scope, receive, send)
                 return
-            fault = self._take(path)
-            if fault is None:
-                await app(scope, receive, send)
+            path: str = scope.get("path", "")
+            if path.startswith(PREFIX):
+                await app(scope, receive, self._dated(send, None))
                 return
-            if fault.delay_ms:
-                await asyncio.sleep(fault.delay_ms / 1000)
-            if fault.drop:
-                # Headers promise a body that never comes: the client sees the
-                # connection close mid-answer.
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 200,
-                        "headers": [
-                            (b"content-type", b"application/json"),
-                            (b"content-length", b"1000"),
-                        ],
-                    }
+            at_ms, start = self.clock.now_ms(), time.perf_counter()
+            await self._run_due()
+            with self._counts_lock:
+                self._counts[path] += 1
+            fault = self._faults.take(path)
+            seen: dict[str, Any] = {"status": None, "body": b""}
+            try:
+                await self._answer(fault, app, scope, receive, self._dated(send, seen))
+            finally:
+                self._answered_one()
+                self.journal.record(
+                    at_ms=at_ms,
+                    method=scope.get("method", ""),
+                    path=path,
+                    raw_headers=scope.get("headers", []),
+                    status=seen["status"],
+                    body=seen["body"],
+                    latency_ms=(time.perf_counter() - start) * 1000,
+                    fault=fault.describe() if fault else None,
                 )
-                return
-            if fault.code is not None:
-                status, _code, body = render_error(_BY_CODE[fault.code](), strict=self.strict)
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": status,
-                        "headers": [(b"content-type", b"application/json")],
-                    }
-                )
-                await send({"type": "http.response.body", "body": body})
-                return
-            await app(scope, receive, send)
 
         return emulate
 
+    def _dated(self, send: Send, seen: dict[str, Any] | None) -> Send:
+        """``send`` that stamps the emulator's ``Date`` and (for the journal) keeps the answer."""
+
+        async def dated(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [h for h in message.get("headers", []) if h[0].lower() != b"date"]
+                headers.append((b"date", http_date(self.clock.now_ms())))
+                message = {**message, "headers": headers}
+                if seen is not None:
+                    seen["status"] = message["status"]
+            elif (
+                message["type"] == "http.response.body"
+                and seen is not None
+                and len(seen["body"]) <= MAX_BODY
+            ):
+                seen["body"] += message.get("body", b"")
+            await send(message)
+
+        return dated
+
+    async def _answer(
+        self, fault: Fault | None, app: ASGIApp, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        if fault is None:
+            await app(scope, receive, send)
+            return
+        if fault.delay_ms:
+            await asyncio.sleep(fault.delay_ms / 1000)
+        if fault.drop:
+            # Headers promise a body that never comes: the client sees the connection
+            # close mid-answer.
+            headers = [(b"content-type", b"application/json"), (b"content-length", b"1000")]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            return
+        err = fault.error()
+        if err is None:
+            await app(scope, receive, send)
+            return
+        rendered = render_error(err, strict=self.strict)
+        headers = [(b"content-type", b"application/json")]
+        headers += [(k.encode(), v.encode()) for k, v in rendered.headers]
+        await send({"type": "http.response.start", "status": rendered.status, "headers": headers})
+        await send({"type": "http.response.body", "body": rendered.body})
+
     def routes(self) -> list[Route]:
-        def answer(data: Any, status: int = 200) -> Response:
-            return Response(orjson.dumps(data), status_code=status, media_type="application/json")
+        return control_routes(self)
 
-        async def body(request: Request) -> dict[str, Any]:
-            try:
-                data = orjson.loads(await request.body() or b"{}")
-            except orjson.JSONDecodeError:
-                raise ValueError("body is not JSON") from None
-            if not isinstance(data, dict):
-                raise ValueError("body must be a JSON object")
-            return data
 
-        async def clock(request: Request) -> Response:
-            if request.method == "GET":
-                return answer({"now_ms": self.clock.now_ms()})
-            try:
-                data = await body(request)
-                if "advance_seconds" in data:
-                    now = self.clock.advance(float(data["advance_seconds"]))
-                elif "set_ms" in data:
-                    now = self.clock.set_ms(int(data["set_ms"]))
-                else:
-                    raise ValueError("give advance_seconds or set_ms")
-            except (ValueError, TypeError) as exc:
-                return answer({"error": str(exc)}, 400)
-            return answer({"now_ms": now})
-
-        async def faults(request: Request) -> Response:
-            if request.method == "DELETE":
-                self.clear_faults()
-            else:
-                try:
-                    data = await body(request)
-                    code = data.get("code")
-                    self.add_fault(
-                        str(data["path"]),
-                        int(data.get("count", 1)),
-                        code=None if code is None else str(code),
-                        delay_ms=int(data.get("delay_ms", 0)),
-                        drop=bool(data.get("drop", False)),
-                    )
-                except (KeyError, ValueError, TypeError) as exc:
-                    return answer({"error": f"bad fault: {exc}"}, 400)
-            return answer({"faults": [asdict(f) for f in self.faults]})
-
-        async def requests(request: Request) -> Response:
-            if request.method == "DELETE":
-                self.reset_requests()
-            return answer(self.requests())
-
-        return [
-            Route(f"{PREFIX}/clock", clock, methods=["GET", "POST"]),
-            Route(f"{PREFIX}/faults", faults, methods=["POST", "DELETE"]),
-            Route(f"{PREFIX}/requests", requests, methods=["GET", "DELETE"]),
-        ]
+__all__ = ["PREFIX", "Emulator", "Fault", "JournalEntry", "http_date"]

@@ -19,8 +19,8 @@ def ok(data: Any) -> Response:
 
 def error_response(err: AuthError, *, strict: bool, data: Any = None) -> Response:
     """:func:`~acauth.wire.render_error` as a Starlette response."""
-    status, _code, body = render_error(err, strict=strict, data=data)
-    return Response(body, status_code=status, media_type=JSON)
+    status, _code, body, headers = render_error(err, strict=strict, data=data)
+    return Response(body, status_code=status, media_type=JSON, headers=dict(headers))
 
 
 def read_headers(

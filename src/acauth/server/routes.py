@@ -16,6 +16,7 @@ from acauth.errors import AuthError, InternalError
 from acauth.logs import get_logger
 from acauth.metrics import LATENCY, REQUESTS
 from acauth.models import URL_KINDS, User
+from acauth.server.clients import ClientAddresses
 from acauth.server.envelope import ok, read_headers
 from acauth.service.auth import AuthService, CenterInfo, IssuedToken
 from acauth.wire import JSON, envelope, render_error
@@ -34,6 +35,7 @@ class Runtime:
 
     strict: bool = False
     max_header_bytes: int = 8192
+    clients: ClientAddresses = field(default_factory=ClientAddresses)
     service: AuthService | None = field(default=None)
 
     @property
@@ -74,9 +76,9 @@ def guarded(rt: Runtime, path: str, fn: Handler) -> Handler:
             response = await fn(request)
         except Exception as exc:
             err = exc if isinstance(exc, AuthError) else unexpected(path, exc)
-            status, code, body = render_error(err, strict=rt.strict)
+            status, code, body, extra = render_error(err, strict=rt.strict)
             meter.done(code, start)
-            return Response(body, status_code=status, media_type=JSON)
+            return Response(body, status_code=status, media_type=JSON, headers=dict(extra))
         meter.done("0", start)
         return response
 
@@ -102,12 +104,16 @@ def fast_state(rt: Runtime) -> ASGIApp:
             rt.svc.verify(token)
         except Exception as exc:
             err = exc if isinstance(exc, AuthError) else unexpected(STATE, exc)
-            status, code, body = render_error(err, strict=rt.strict)
+            status, code, body, extra = render_error(err, strict=rt.strict)
             await send(
                 {
                     "type": "http.response.start",
                     "status": status,
-                    "headers": [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())],
+                    "headers": [
+                        *_JSON_HEADERS,
+                        (b"content-length", str(len(body)).encode()),
+                        *((k.encode(), v.encode()) for k, v in extra),
+                    ],
                 }
             )
             await send({"type": "http.response.body", "body": body})
@@ -166,11 +172,13 @@ def ac_routes(rt: Runtime) -> list[Route]:
 
     async def get_tokens(request: Request) -> Response:
         user, password, org_id = headers(request, b"user", b"password", b"orgid")
-        return ok(_token_list(await rt.svc.login(user, password, org_id)))
+        client = rt.clients.of(request.scope)
+        return ok(_token_list(await rt.svc.login(user, password, org_id, client=client)))
 
     async def get_tokens_with_key(request: Request) -> Response:
         user, ak, ts, sig = headers(request, b"user", b"accesskey", b"timestamp", b"signature")
-        return ok(_token_list(await rt.svc.login_with_key(user, ak, ts, sig)))
+        client = rt.clients.of(request.scope)
+        return ok(_token_list(await rt.svc.login_with_key(user, ak, ts, sig, client=client)))
 
     async def renew(request: Request) -> Response:
         (token,) = headers(request, b"token")

@@ -9,7 +9,7 @@ from typing import Any
 
 from acauth import tokens
 from acauth.clock import Clock
-from acauth.errors import DoesNotExist, InvalidParameter
+from acauth.errors import ConfigError, DoesNotExist, InvalidParameter
 from acauth.models import (
     URL_KINDS,
     AccessKey,
@@ -26,6 +26,7 @@ from acauth.passwords import hash_password
 from acauth.service import audit
 from acauth.service.secretbox import SecretBox, new_access_key, new_secret_key
 from acauth.store import Store
+from acauth.store.meta import DEMO
 
 
 def _actor() -> str:
@@ -46,10 +47,13 @@ class UserView:
 
 
 class AdminService:
-    def __init__(self, store: Store, keys: list[bytes], clock: Clock) -> None:
+    def __init__(
+        self, store: Store, keys: list[bytes], clock: Clock, *, min_password_length: int = 8
+    ) -> None:
         self.store = store
         self.keys = keys
         self.clock = clock
+        self.min_password_length = min_password_length
         self.box = SecretBox(keys)
         self.actor = _actor()
 
@@ -57,6 +61,12 @@ class AdminService:
         e = AuditEntry(self.clock.now_ms(), event_kind, user, "", {"actor": self.actor, **detail})
         await self.store.audit.add(e)
         audit.emit(e)
+
+    def _check_password(self, password: str) -> None:
+        if len(password) < self.min_password_length:
+            raise InvalidParameter(
+                f"password must be at least {self.min_password_length} characters"
+            )
 
     async def _user(self, name: str) -> User:
         user = await self.store.accounts.get_user_by_name(name)
@@ -94,8 +104,9 @@ class AdminService:
     ) -> User:
         if status not in STATUSES:
             raise InvalidParameter(f"status must be one of {', '.join(STATUSES)}")
-        if not name or not password:
-            raise InvalidParameter("user name and password are required")
+        if not name:
+            raise InvalidParameter("user name is required")
+        self._check_password(password)
         uid = user_id if user_id is not None else await self.store.accounts.next_user_id()
         user = User(
             user_id=uid,
@@ -135,8 +146,7 @@ class AdminService:
         await self._audit("admin.user_status", user=name, status=status)
 
     async def set_password(self, name: str, password: str) -> None:
-        if not password:
-            raise InvalidParameter("password is required")
+        self._check_password(password)
         user = await self._user(name)
         await self.store.accounts.update_user(
             user.user_id, self.clock.now_ms(), password_hash=hash_password(password)
@@ -240,6 +250,19 @@ class AdminService:
         count = await self.store.tokens.revoke_user(user.user_id, self.clock.now_ms())
         await self._audit("admin.user_tokens_revoked", user=name, count=count)
         return count
+
+    # the store itself
+    async def is_demo_store(self) -> bool:
+        """True for a store seeded by ``acauth serve --demo``: its credentials are published."""
+        return await self.store.meta.get(DEMO) is not None
+
+    async def claim_for_demo(self) -> None:
+        """Mark the store as the demo's, for good; refused if it holds anything made without."""
+        if not await self.store.meta.claim(DEMO, "acauth serve --demo", self.clock.now_ms()):
+            raise ConfigError(
+                f"--demo refuses {self.store.location}: it holds data that --demo did not"
+                " create, and would plant published credentials in it; use a new --data-dir"
+            )
 
     # audit
     async def list_audit(self, query: AuditQuery) -> list[AuditEntry]:

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
+from functools import partial
 
 from acauth import tokens
 from acauth.clock import Clock
 from acauth.errors import (
     AccountDisabled,
-    AccountLocked,
     BadCredentials,
     BadTimestamp,
     PlatformTokenRefused,
@@ -23,14 +23,20 @@ from acauth.errors import (
     TokenRevoked,
     VerificationFailed,
 )
-from acauth.models import AuditEntry, Grant, Region, TokenRecord, User
+from acauth.models import AuditEntry, Grant, Lockout, Region, TokenRecord, User
 from acauth.passwords import PasswordService
 from acauth.service import audit
+from acauth.service.attempts import Attempts
+from acauth.service.limits import RateLimiter
 from acauth.service.secretbox import SecretBox
 from acauth.service.state import VerifyState
-from acauth.signing import sign_request
-from acauth.store import Store
+from acauth.signing import explain_mismatch, explain_timestamp, sign_request
+from acauth.store import Store, limits
 from acauth.tokens import PLATFORM_CLUSTER_ID, PLATFORM_CLUSTER_NAME, Claims
+
+# The attempt count of an access key shares the table of login names; the leading
+# space keeps them apart: no name from the wire has one (headers are stripped).
+KEY_ATTEMPTS = " key:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +49,11 @@ class Policy:
     lockout_threshold: int = 5
     lockout_base_ms: int = 1_000
     lockout_max_ms: int = 300_000
+    # Refuse a repeated AK/SK signature inside its window (breaks clients that sign twice
+    # in one second; the platform accepts them).
+    aksk_single_use: bool = False
+    # The emulator's: AK/SK refusals say what was signed and what to check.
+    explain_key_failures: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +81,7 @@ class AuthService:
         passwords: PasswordService,
         state: VerifyState,
         policy: Policy,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.store = store
         self.keys = keys
@@ -77,79 +89,94 @@ class AuthService:
         self.passwords = passwords
         self.state = state
         self.policy = policy
+        self.attempts = Attempts(
+            store=store,
+            clock=clock,
+            passwords=passwords,
+            limiter=limiter if limiter is not None else RateLimiter(0, 1, clock),
+            threshold=policy.lockout_threshold,
+            base_ms=policy.lockout_base_ms,
+            max_ms=policy.lockout_max_ms,
+        )
         self.box = SecretBox(keys)
         self.verifier = tokens.TokenVerifier(keys)
 
     # -- login ------------------------------------------------------------------
 
-    async def login(self, user: str, password: str, org_id: str) -> list[IssuedToken]:
-        now = self.clock.now_ms()
-        lock = await self.store.accounts.get_lockout(user)
-        if lock is not None and lock.locked_until_ms > now:
-            await self._audit(audit.entry(self.clock, "login.locked", user=user))
-            raise AccountLocked()
-        account = await self.store.accounts.get_user_by_name(user)
-        org = await self.store.accounts.get_org(org_id)
-        # The hash runs whether or not the user exists, so both cost the same.
-        ok = await self.passwords.check(account.password_hash if account else None, password)
-        if not ok or account is None or org is None or not org.enabled:
-            p = self.policy
-            failed = audit.entry(self.clock, "login.failed", user=user, method="password")
-            lock = await self.store.accounts.record_failure(
-                user, now, p.lockout_threshold, p.lockout_base_ms, p.lockout_max_ms, failed
-            )
-            audit.emit(failed)
-            if lock.locked_until_ms > now:
-                await self._audit(
-                    audit.entry(
-                        self.clock,
-                        "login.lockout",
-                        user=user,
-                        failures=lock.failures,
-                        until_ms=lock.locked_until_ms,
-                    )
-                )
+    async def login(
+        self, user: str, password: str, org_id: str, *, client: str = ""
+    ) -> list[IssuedToken]:
+        """Log in with a password; ``client`` is the caller's address (rate limit)."""
+        self.attempts.admit(client)
+        about = {"user": user, "method": "password"}
+        if len(user) > limits.USER_NAME or len(org_id) > limits.ORG_ID:
+            # No such name or org can exist: refused before any query.
+            await self.attempts.failed(None, 0, **about, reason="too long")
             raise BadCredentials()
-        if lock is not None:
-            await self.store.accounts.clear_failures(user)
+
+        async def check(lock: Lockout, now: int) -> User:
+            account = await self.store.accounts.get_user_by_name(user)
+            org = await self.store.accounts.get_org(org_id)
+            # The hash runs whether or not the user exists, so both cost the same.
+            ok = await self.passwords.check(account.password_hash if account else None, password)
+            if not ok or account is None or org is None or not org.enabled:
+                await self.attempts.failed(lock, now, **about)
+                raise BadCredentials()
+            return account
+
+        slot = partial(self.attempts.hash_slot, client)
+        account = await self.attempts.run(user, about, check, slot=slot)
         return await self._issue(account, invoker=org_id, method="password")
 
     async def login_with_key(
-        self, user: str, access_key: str, timestamp: str, signature: str
+        self, user: str, access_key: str, timestamp: str, signature: str, *, client: str = ""
     ) -> list[IssuedToken]:
+        """Log in with an AK/SK signature; ``client`` is the caller's address (rate limit)."""
+        self.attempts.admit(client)
         now = self.clock.now_ms()
         if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
             raise BadTimestamp("invalid timestamp")
         ts_ms = int(timestamp) * 1000
         if abs(now - ts_ms) > self.policy.timestamp_window_ms:
-            raise BadTimestamp()
-        key = await self.store.keys.get_key(access_key)
-        account = await self.store.accounts.get_user_by_name(user)
-        if key is None or account is None or key.user_id != account.user_id:
-            await self._key_failure(user, "unknown key")
+            explain = self.policy.explain_key_failures
+            w = self.policy.timestamp_window_ms
+            raise BadTimestamp(explain_timestamp(timestamp, now, w) if explain else None)
+        about = {"user": user, "method": "key", "access_key": access_key}
+        if len(user) > limits.USER_NAME or len(access_key) > limits.ACCESS_KEY:
+            await self.attempts.failed(None, now, **about, reason="too long")
             raise BadCredentials()
-        expected = sign_request(
-            self.box.open(key.access_key, key.sealed_secret), access_key, timestamp, user
-        )
-        if not hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace")):
-            await self._key_failure(user, "bad signature")
-            raise BadCredentials()
-        expires = ts_ms + self.policy.timestamp_window_ms + 1000
-        if not await self.store.keys.use_signature(signature, expires, now):
-            await self._key_failure(user, "replayed signature", kind="login.replay")
-            raise SignatureReplayed()
-        if key.org_id:
-            org = await self.store.accounts.get_org(key.org_id)
-            if org is None or not org.enabled:
-                raise BadCredentials()
-        return await self._issue(account, invoker=key.org_id, method="key")
 
-    async def _key_failure(self, user: str, reason: str, kind: str = "login.failed") -> None:
-        await self._audit(audit.entry(self.clock, kind, user=user, method="key", reason=reason))
+        async def check(lock: Lockout, now: int) -> tuple[User, str]:
+            key = await self.store.keys.get_key(access_key)
+            account = await self.store.accounts.get_user_by_name(user)
+            if key is None or account is None or key.user_id != account.user_id:
+                await self.attempts.failed(lock, now, **about, reason="unknown key")
+                raise BadCredentials()
+            expected = sign_request(
+                self.box.open(key.access_key, key.sealed_secret), access_key, timestamp, user
+            )
+            if not hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace")):
+                await self.attempts.failed(lock, now, **about, reason="bad signature")
+                explain = self.policy.explain_key_failures
+                raise BadCredentials(
+                    explain_mismatch(access_key, timestamp, user, signature) if explain else None
+                )
+            if self.policy.aksk_single_use:
+                expires = ts_ms + self.policy.timestamp_window_ms + 1000
+                if not await self.store.keys.use_signature(signature, expires, now):
+                    await self.attempts.failed(lock, now, kind="login.replay", **about)
+                    raise SignatureReplayed()
+            if key.org_id:
+                org = await self.store.accounts.get_org(key.org_id)
+                if org is None or not org.enabled:
+                    raise BadCredentials()
+            return account, key.org_id
+
+        account, invoker = await self.attempts.run(KEY_ATTEMPTS + access_key, about, check)
+        return await self._issue(account, invoker=invoker, method="key")
 
     async def _audit(self, e: AuditEntry) -> None:
-        await self.store.audit.add(e)
-        audit.emit(e)
+        await audit.record(self.store, e)
 
     async def _issue(self, account: User, *, invoker: str, method: str) -> list[IssuedToken]:
         grants = await self.store.regions.grants_for(account.user_id)
@@ -289,8 +316,10 @@ class AuthService:
     # -- verify -------------------------------------------------------------------
 
     async def check_store(self) -> None:
-        """Raise :class:`~acauth.errors.StorageUnavailable` unless the store answers."""
+        """Raise :class:`~acauth.errors.StorageUnavailable` unless the store answers and
+        takes writes (logins and renewals write)."""
         await self.store.ping()
+        await self.store.check_writable(self.clock.now_ms())
 
     def verify(self, token: str) -> Claims:
         """Signature, expiry, revocation and account status; never touches the store."""

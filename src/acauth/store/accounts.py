@@ -1,14 +1,14 @@
-"""Who may log in: organisations, users, and the failed-login count that locks a name."""
+"""Who may log in: organisations, users, and the login-attempt count that locks a name."""
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import BigInteger, bindparam, case, delete, func, insert, literal, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from acauth.errors import AlreadyExists, DoesNotExist
-from acauth.models import AuditEntry, Lockout, Org, User
-from acauth.store import audit, changes, rows, tokens
+from acauth.models import Lockout, Org, User
+from acauth.store import changes, rows, tokens
 from acauth.store import schema as t
 from acauth.store.runner import Runner
 
@@ -18,7 +18,13 @@ _USER = select(t.users).where(t.users.c.user_id == bindparam("uid"))
 _USER_BY_NAME = select(t.users).where(t.users.c.name == bindparam("uname"))
 _LOCKOUT = select(t.login_failures).where(t.login_failures.c.name == bindparam("uname"))
 
-_FAILURES_KEPT_MS = 86_400_000
+
+def lock_durations(base_ms: int, max_ms: int) -> list[int]:
+    """The lock after the threshold's attempt, the next, …: doubling, until capped at ``max_ms``."""
+    found = [min(base_ms, max_ms)]
+    while found[-1] < max_ms and len(found) < 63:
+        found.append(min(found[-1] * 2, max_ms))
+    return found
 
 
 class Accounts:
@@ -38,6 +44,7 @@ class Accounts:
                 )
             except IntegrityError as exc:
                 raise AlreadyExists(f"org {org.org_id} already exists") from exc
+            changes.log(conn, "org", org.org_id, now_ms)
 
         return await self._runner.tx(run)
 
@@ -84,6 +91,8 @@ class Accounts:
                 raise AlreadyExists(
                     f"user {user.name} or id {user.user_id} already exists"
                 ) from exc
+            # A running server must learn the new account, or its tokens never verify.
+            changes.log(conn, "user", user.user_id, now_ms)
 
         return await self._runner.tx(run)
 
@@ -142,7 +151,7 @@ class Accounts:
 
         return await self._runner.read(run)
 
-    # -- failed logins ------------------------------------------------------------
+    # -- login attempts -----------------------------------------------------------
 
     async def get_lockout(self, name: str) -> Lockout | None:
         def run(conn: Connection) -> Lockout | None:
@@ -151,44 +160,67 @@ class Accounts:
 
         return await self._runner.read(run)
 
-    async def record_failure(
-        self,
-        name: str,
-        now_ms: int,
-        threshold: int,
-        base_ms: int,
-        max_ms: int,
-        audit_entry: AuditEntry | None = None,
+    async def count_attempt(
+        self, name: str, now_ms: int, threshold: int, base_ms: int, max_ms: int
     ) -> Lockout:
-        """Count one failed login; past ``threshold`` failures lock with exponential back-off."""
+        """Count one attempt for ``name`` before it is evaluated, unless ``name`` is locked.
+
+        One conditional upsert decides, atomically across processes: an attempt
+        is counted only while ``name`` is not locked, and the attempt that reaches
+        ``threshold`` (and each one after) locks it at once, for the next of
+        :func:`lock_durations`. Returns the count and the lock after this attempt;
+        when ``name`` was locked already, nothing is counted and ``failures`` is 0.
+        """
         fails = t.login_failures
+        durations = lock_durations(base_ms, max_ms)
+        counted = fails.c.failures + 1
+        step = case(
+            {i: literal(d, BigInteger) for i, d in enumerate(durations)},
+            value=counted - threshold,
+            else_=literal(max_ms, BigInteger),
+        )
+        now = literal(now_ms, BigInteger)
+        stmt = (
+            rows.upsert(self._dialect, fails)
+            .values(
+                name=name,
+                failures=1,
+                locked_until_ms=now_ms + durations[0] if threshold <= 1 else 0,
+                updated_ms=now_ms,
+            )
+            .on_conflict_do_update(
+                index_elements=["name"],
+                set_={
+                    "failures": counted,
+                    "locked_until_ms": case((counted >= threshold, now + step), else_=0),
+                    "updated_ms": now_ms,
+                },
+                where=fails.c.locked_until_ms <= now_ms,
+            )
+            .returning(fails.c.failures, fails.c.locked_until_ms)
+        )
 
         def run(conn: Connection) -> Lockout:
-            counted = (
-                rows.upsert(self._dialect, fails)
-                .values(name=name, failures=1, locked_until_ms=0, updated_ms=now_ms)
-                .on_conflict_do_update(
-                    index_elements=["name"],
-                    set_={"failures": fails.c.failures + 1, "updated_ms": now_ms},
-                )
-                .returning(fails.c.failures)
-            )
-            failures = int(conn.execute(counted).scalar_one())
-            locked_until = 0
-            if failures >= threshold:
-                locked_until = now_ms + min(max_ms, base_ms << min(failures - threshold, 30))
-                conn.execute(
-                    update(fails).where(fails.c.name == name).values(locked_until_ms=locked_until)
-                )
-            audit.write(conn, audit_entry)
-            # Forget names that have been quiet for a day, so the table cannot grow unbounded.
-            conn.execute(delete(fails).where(fails.c.updated_ms < now_ms - _FAILURES_KEPT_MS))
-            return Lockout(failures, locked_until)
+            r = conn.execute(stmt).first()
+            if r is not None:
+                return Lockout(int(r.failures), int(r.locked_until_ms))
+            held = conn.execute(_LOCKOUT, {"uname": name}).first()
+            return Lockout(0, int(held.locked_until_ms) if held else now_ms + 1)
 
         return await self._runner.tx(run)
 
     async def clear_failures(self, name: str) -> None:
         def run(conn: Connection) -> None:
             conn.execute(delete(t.login_failures).where(t.login_failures.c.name == name))
+
+        return await self._runner.tx(run)
+
+    async def forget_attempts(self, quiet_since_ms: int, batch: int = 5_000) -> int:
+        """Forget up to ``batch`` names with no attempt since ``quiet_since_ms``; how many."""
+        fails = t.login_failures
+        quiet = select(fails.c.name).where(fails.c.updated_ms < quiet_since_ms).limit(batch)
+
+        def run(conn: Connection) -> int:
+            return int(conn.execute(delete(fails).where(fails.c.name.in_(quiet))).rowcount)
 
         return await self._runner.tx(run)

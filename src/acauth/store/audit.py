@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import orjson
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from acauth.models import AuditEntry, AuditQuery
@@ -36,6 +36,54 @@ class Audit:
     async def add(self, entry: AuditEntry) -> None:
         def run(conn: Connection) -> None:
             write(conn, entry)
+
+        return await self._runner.tx(run)
+
+    async def add_or_count(self, entry: AuditEntry, since_ms: int) -> int:
+        """Add ``entry``, or count it on the same record written at or after ``since_ms``.
+
+        The same record: same kind, user, subject and detail. Its detail then
+        carries ``count`` (how many) and ``last_ms`` (the latest). Returns the
+        count, 1 for a new record.
+        """
+        a = t.audit
+        same = (
+            select(a.c.id, a.c.detail)
+            .where(
+                a.c.user == entry.user,
+                a.c.kind == entry.kind,
+                a.c.subject == entry.subject,
+                a.c.at_ms >= since_ms,
+            )
+            .order_by(a.c.at_ms.desc(), a.c.id.desc())
+            .limit(8)
+            .with_for_update()
+        )
+
+        wanted = orjson.loads(orjson.dumps(entry.detail))  # as it reads back
+
+        def run(conn: Connection) -> int:
+            for r in conn.execute(same):
+                detail = orjson.loads(r.detail)
+                count = int(detail.pop("count", 1))
+                detail.pop("last_ms", None)
+                if detail == wanted:
+                    detail.update(count=count + 1, last_ms=entry.at_ms)
+                    conn.execute(
+                        update(a).where(a.c.id == r.id).values(detail=orjson.dumps(detail).decode())
+                    )
+                    return count + 1
+            write(conn, entry)
+            return 1
+
+        return await self._runner.tx(run)
+
+    async def prune(self, before_ms: int, batch: int = 5_000) -> int:
+        """Delete up to ``batch`` records older than ``before_ms``; how many."""
+        old = select(t.audit.c.id).where(t.audit.c.at_ms < before_ms).limit(batch)
+
+        def run(conn: Connection) -> int:
+            return int(conn.execute(delete(t.audit).where(t.audit.c.id.in_(old))).rowcount)
 
         return await self._runner.tx(run)
 

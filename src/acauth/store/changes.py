@@ -3,11 +3,18 @@
 Every write that changes what a token verification must answer calls
 :func:`log` inside its own transaction, so the entry exists exactly when the
 change does.
+
+Followers read the entries after the last sequence number they applied, so
+entries must become visible in sequence order. SQLite has one writer at a
+time; on PostgreSQL two transactions could take numbers 7 and 8 and commit 8
+first, and a follower reading then would skip 7 for good. So on PostgreSQL
+:func:`log` first takes a transaction-scoped lock that serialises writers of
+the log until they commit.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.engine import Connection
 
 from acauth.models import Change
@@ -17,10 +24,16 @@ from acauth.store.runner import Runner
 
 _INSERT = insert(t.changes)
 _LAST_SEQ = select(func.coalesce(func.max(t.changes.c.seq), 0))
+_SERIALISE = text("SELECT pg_advisory_xact_lock(7212346)")  # 7212345 is the migrations'
 
 
 def log(conn: Connection, kind: str, subject: object, now_ms: int) -> None:
-    """Append a ``kind`` change of ``subject`` (a token jti, a user id or an org id)."""
+    """Append a ``kind`` change of ``subject`` (a token jti, a user id or an org id).
+
+    Call it last in the transaction: on PostgreSQL it holds a lock until the commit.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(_SERIALISE)
     conn.execute(_INSERT, {"kind": kind, "subject": str(subject), "at_ms": now_ms})
 
 

@@ -72,6 +72,14 @@ class AccessKeys:
 
         return await self._runner.tx(run)
 
+    async def forget_signatures(self, now_ms: int) -> int:
+        """Forget the used signatures whose timestamp window has passed; how many."""
+
+        def run(conn: Connection) -> int:
+            return int(conn.execute(delete(_sigs).where(_sigs.c.expires_ms < now_ms)).rowcount)
+
+        return await self._runner.tx(run)
+
     async def use_signature(self, signature: str, expires_ms: int, now_ms: int) -> bool:
         """Remember ``signature`` until ``expires_ms``; False if it was already used."""
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from functools import partial
 from typing import Protocol, TypeVar
 
 from sqlalchemy.engine import Connection, Engine
@@ -16,14 +17,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from acauth.errors import StorageUnavailable
 from acauth.store.database import (
+    backend,
     create_engine,
     create_sqlite_engine,
     is_busy,
+    location,
     migrate,
     migrate_sync_conn,
+    prepare_sqlite,
     translate_errors,
     translate_errors_sync,
 )
+from acauth.store.failures import open_failure
+from acauth.store.health import StoreHealth
 
 T = TypeVar("T")
 
@@ -36,6 +42,11 @@ class Runner(Protocol):
         """SQLAlchemy's dialect name: ``sqlite`` or ``postgresql``."""
         ...
 
+    @property
+    def health(self) -> StoreHealth:
+        """How its operations have been failing (logged, counted, for readiness)."""
+        ...
+
     async def read(self, fn: Callable[[Connection], T], *, bulk: bool = False) -> T:
         """Run ``fn`` on a connection outside any write transaction.
 
@@ -43,8 +54,12 @@ class Runner(Protocol):
         """
         ...
 
-    async def tx(self, fn: Callable[[Connection], T]) -> T:
-        """Run ``fn`` in one transaction: committed if it returns, rolled back if it raises."""
+    async def tx(self, fn: Callable[[Connection], T], *, quiet: bool = False) -> T:
+        """Run ``fn`` in one transaction: committed if it returns, rolled back if it raises.
+
+        ``quiet``: neither logged nor counted, and telling nothing of the store's
+        health (a readiness probe, a migration).
+        """
         ...
 
     async def close(self) -> None: ...
@@ -63,18 +78,21 @@ class SqliteRunner:
     def __init__(self, engine: Engine, *, timeout_s: float) -> None:
         self.engine = engine
         self.timeout_s = timeout_s
+        self.health = StoreHealth("sqlite")
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 
     async def read(self, fn: Callable[[Connection], T], *, bulk: bool = False) -> T:
-        if bulk:
-            return await asyncio.to_thread(asyncio.run, self._run(fn, write=False))
-        return await self._run(fn, write=False)
+        with self.health.watch(write=False):
+            if bulk:
+                return await asyncio.to_thread(asyncio.run, self._run(fn, write=False))
+            return await self._run(fn, write=False)
 
-    async def tx(self, fn: Callable[[Connection], T]) -> T:
-        return await self._run(fn, write=True)
+    async def tx(self, fn: Callable[[Connection], T], *, quiet: bool = False) -> T:
+        with self.health.watch(write=True, quiet=quiet):
+            return await self._run(fn, write=True)
 
     async def _run(self, fn: Callable[[Connection], T], *, write: bool) -> T:
         loop = asyncio.get_running_loop()
@@ -103,29 +121,49 @@ class PostgresRunner:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self.health = StoreHealth("postgresql")
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 
     async def read(self, fn: Callable[[Connection], T], *, bulk: bool = False) -> T:
-        async with translate_errors(), self.engine.connect() as conn:
-            return await conn.run_sync(fn)
+        with self.health.watch(write=False):
+            async with translate_errors(), self.engine.connect() as conn:
+                return await conn.run_sync(fn)
 
-    async def tx(self, fn: Callable[[Connection], T]) -> T:
-        async with translate_errors(), self.engine.begin() as conn:
-            return await conn.run_sync(fn)
+    async def tx(self, fn: Callable[[Connection], T], *, quiet: bool = False) -> T:
+        with self.health.watch(write=True, quiet=quiet):
+            async with translate_errors(), self.engine.begin() as conn:
+                return await conn.run_sync(fn)
 
     async def close(self) -> None:
         await self.engine.dispose()
 
 
-async def open_runner(url: str, *, timeout_s: float = 2.0) -> Runner:
-    """The runner for ``url``, its schema migrated to the newest revision."""
-    if url.startswith("sqlite"):
+async def open_runner(url: str, *, timeout_s: float = 2.0, create: bool = True) -> Runner:
+    """The runner for ``url``, its schema migrated to the newest revision.
+
+    ``create`` False refuses a place that holds no acauth store yet. Any failure
+    to open is one ConfigError (or StorageUnavailable) line naming the place and why.
+    """
+    where = location(url)
+    if backend(url) == "sqlite":
+        prepare_sqlite(url, create=create)
         sqlite = SqliteRunner(create_sqlite_engine(url), timeout_s=timeout_s)
-        await sqlite.tx(migrate_sync_conn)
+        try:
+            await sqlite.tx(partial(migrate_sync_conn, where=where, create=create), quiet=True)
+        except Exception as exc:
+            await sqlite.close()
+            raise open_failure(url, exc, timeout_s=timeout_s) from exc
         return sqlite
-    engine = create_engine(url, timeout_s=timeout_s)
-    await migrate(engine)
+    try:
+        engine = create_engine(url, timeout_s=timeout_s)
+    except Exception as exc:
+        raise open_failure(url, exc, timeout_s=timeout_s) from exc
+    try:
+        await migrate(engine, where, create)
+    except Exception as exc:
+        await engine.dispose()
+        raise open_failure(url, exc, timeout_s=timeout_s) from exc
     return PostgresRunner(engine)

@@ -162,3 +162,13 @@ audit = Table(
     Index("ix_audit_user_at", "user", "at_ms"),
     Index("ix_audit_kind_at", "kind", "at_ms"),
 )
+
+# Facts about the store itself, which travel with its backups: "demo" marks a store
+# seeded by ``acauth serve --demo``; "probe" is what ``/readyz`` writes.
+store_meta = Table(
+    "store_meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+)

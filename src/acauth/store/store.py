@@ -12,10 +12,13 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
+from acauth.errors import StorageUnavailable
 from acauth.store.accounts import Accounts
 from acauth.store.audit import Audit
 from acauth.store.changes import Changes
+from acauth.store.database import location
 from acauth.store.keys import AccessKeys
+from acauth.store.meta import Meta
 from acauth.store.regions import Regions
 from acauth.store.runner import Runner, open_runner
 from acauth.store.tokens import Tokens
@@ -28,26 +31,31 @@ class Store:
 
     ``accounts``: orgs, users, failed logins; ``regions``: regions and grants;
     ``keys``: access keys and used signatures; ``tokens``: issued tokens;
-    ``changes``: the change log; ``audit``: the audit table.
+    ``changes``: the change log; ``audit``: the audit table; ``meta``: facts about
+    the store itself (the demo mark).
     """
 
-    def __init__(self, runner: Runner) -> None:
+    def __init__(self, runner: Runner, location: str = "the store") -> None:
         self.runner = runner
+        # Where it is, for messages: its file, or PostgreSQL host:port/database.
+        self.location = location
         self.accounts = Accounts(runner)
         self.regions = Regions(runner)
         self.keys = AccessKeys(runner)
         self.tokens = Tokens(runner)
         self.changes = Changes(runner)
         self.audit = Audit(runner)
+        self.meta = Meta(runner)
 
     @classmethod
-    async def open(cls, url: str, *, timeout_s: float = 2.0) -> Store:
+    async def open(cls, url: str, *, timeout_s: float = 2.0, create: bool = True) -> Store:
         """The store at ``url`` (``sqlite:///…`` or ``postgresql+asyncpg://…``), migrated.
 
         ``timeout_s`` bounds each wait for the database: a connection, a command,
-        SQLite's retries on a lock held by another process.
+        SQLite's retries on a lock held by another process. ``create`` False
+        refuses a place where no acauth store exists yet (ConfigError).
         """
-        return cls(await open_runner(url, timeout_s=timeout_s))
+        return cls(await open_runner(url, timeout_s=timeout_s, create=create), location(url))
 
     @property
     def dialect(self) -> str:
@@ -63,3 +71,14 @@ class Store:
             conn.execute(_PING)
 
         return await self.runner.read(run)
+
+    async def check_writable(self, now_ms: int) -> None:
+        """Raise :class:`~acauth.errors.StorageUnavailable` unless the store takes writes.
+
+        A write is tried now; and a write that failed lately, with none succeeding
+        since, still counts (a full disk may take a one-row update, not a login).
+        """
+        await self.meta.probe(now_ms)
+        failure = self.runner.health.write_failure()
+        if failure is not None:
+            raise StorageUnavailable() from failure.__cause__

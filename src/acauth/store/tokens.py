@@ -10,7 +10,7 @@ from __future__ import annotations
 from array import array
 from collections.abc import Sequence
 
-from sqlalchemy import and_, bindparam, insert, select, update
+from sqlalchemy import and_, bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from acauth.errors import DoesNotExist
@@ -169,6 +169,15 @@ class Tokens:
             )
             changes.log(conn, "user", user_id, now_ms)
             return int(res.rowcount)
+
+        return await self._runner.tx(run)
+
+    async def prune(self, expired_before_ms: int, batch: int = 5_000) -> int:
+        """Delete up to ``batch`` records of tokens that expired before ``expired_before_ms``."""
+        old = select(_tok.c.jti).where(_tok.c.expire_ms < expired_before_ms).limit(batch)
+
+        def run(conn: Connection) -> int:
+            return int(conn.execute(delete(_tok).where(_tok.c.jti.in_(old))).rowcount)
 
         return await self._runner.tx(run)
 
