@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
 from acauth.clock import MovableClock
-from acauth.errors import AlreadyExists, DoesNotExist, StorageUnavailable, TokenRevoked
+from acauth.errors import (
+    AlreadyExists,
+    DoesNotExist,
+    InvalidParameter,
+    StorageUnavailable,
+    TokenRevoked,
+)
 from acauth.models import AuditQuery, Org, RegionUrl
 from acauth.service.admin import AdminService
 from acauth.service.state import VerifyState
@@ -161,3 +167,28 @@ async def test_admin_reads(admin: AdminService) -> None:
         "admin.key_created",
         "admin.region_added",
     ]
+
+
+async def test_admin_values_longer_than_their_columns_are_refused_before_the_store(
+    admin: AdminService,
+) -> None:
+    """PostgreSQL would fail on them with a driver error; SQLite would keep them whole."""
+    await admin.add_org("o1", "One")
+    await admin.add_user("alice", "password-1", user_id=7)
+    await admin.add_region(20001, "East")
+    long_url = [RegionUrl("hpc", "https://" + "h" * 2048)]
+    attempts: list[tuple[str, Callable[[], Awaitable[object]]]] = [
+        ("name", lambda: admin.add_user("u" * 256, "password-1")),
+        ("org_id", lambda: admin.add_org("o" * 129, "Long")),
+        ("name", lambda: admin.add_region(20002, "r" * 256)),
+        ("url", lambda: admin.set_urls(20001, "hpc", long_url)),
+        ("home_path", lambda: admin.grant("alice", 20001, None, "/" + "p" * 1024)),
+        ("email", lambda: admin.add_user("bob", "password-1", email="e" * 256)),
+    ]
+    for column, attempt in attempts:
+        with pytest.raises(InvalidParameter, match=f"^{column} is longer than"):
+            await attempt()
+    assert [u.name for u in await admin.list_users()] == ["alice"]
+    assert [o.org_id for o in await admin.list_orgs()] == ["o1"]
+    region = await admin.find_region(20001)
+    assert region is not None and region.urls == ()

@@ -44,5 +44,5 @@ def acauth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServ
             pytrace=False,
         )
     data_dir = tmp_path_factory.mktemp("acauth")
-    with LiveServer.start(data_dir, emulator=True) as server:
+    with LiveServer.start(data_dir, emulator=True, login_rate_per_s=0) as server:
         yield server

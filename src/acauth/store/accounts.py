@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError
 
 from acauth.errors import AlreadyExists, DoesNotExist
 from acauth.models import Lockout, Org, User
-from acauth.store import changes, rows, tokens
+from acauth.store import changes, limits, rows, tokens
 from acauth.store import schema as t
 from acauth.store.runner import Runner
 
@@ -35,6 +35,8 @@ class Accounts:
     # -- orgs -------------------------------------------------------------------
 
     async def add_org(self, org: Org, now_ms: int) -> None:
+        limits.fit(t.orgs, org_id=org.org_id, name=org.name)
+
         def run(conn: Connection) -> None:
             try:
                 conn.execute(
@@ -83,6 +85,7 @@ class Accounts:
 
     async def add_user(self, user: User, now_ms: int) -> None:
         values = {f: getattr(user, f) for f in User.__slots__}
+        limits.fit(t.users, **values)
 
         def run(conn: Connection) -> None:
             try:
@@ -124,6 +127,8 @@ class Accounts:
         return await self._runner.read(run)
 
     async def update_user(self, user_id: int, now_ms: int, **fields: str) -> None:
+        limits.fit(t.users, **fields)
+
         def run(conn: Connection) -> None:
             res = conn.execute(update(t.users).where(t.users.c.user_id == user_id).values(**fields))
             if res.rowcount == 0:

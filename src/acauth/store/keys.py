@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError
 
 from acauth.errors import AlreadyExists, DoesNotExist
 from acauth.models import AccessKey
-from acauth.store import rows
+from acauth.store import limits, rows
 from acauth.store import schema as t
 from acauth.store.runner import Runner
 
@@ -22,6 +22,8 @@ class AccessKeys:
         self._dialect = runner.dialect
 
     async def add_key(self, key: AccessKey) -> None:
+        limits.fit(_ak, access_key=key.access_key, org_id=key.org_id)
+
         def run(conn: Connection) -> None:
             try:
                 conn.execute(

@@ -6,17 +6,34 @@ fail on it, and SQLite would keep it whole.
 
 from __future__ import annotations
 
-from sqlalchemy import Column, String
+from typing import Any
 
+from sqlalchemy import Column, String, Table
+
+from acauth.errors import InvalidParameter
 from acauth.store import schema as t
 
 
 def _length(column: Column[str]) -> int:
     kind = column.type
-    assert isinstance(kind, String) and kind.length is not None
+    if not isinstance(kind, String) or kind.length is None:
+        raise TypeError(f"{column} has no length")
     return kind.length
 
 
 USER_NAME = _length(t.users.c.name)
 ORG_ID = _length(t.orgs.c.org_id)
 ACCESS_KEY = _length(t.access_keys.c.access_key)
+
+
+def fit(table: Table, **values: Any) -> None:
+    """Refuse a value longer than its column keeps, before any statement is sent.
+
+    The admin commands and API write user-chosen text; PostgreSQL would fail
+    on it with a driver error, and SQLite would keep it whole.
+    """
+    for name, value in values.items():
+        kind = table.c[name].type
+        limit = kind.length if isinstance(kind, String) else None
+        if isinstance(value, str) and limit is not None and len(value) > limit:
+            raise InvalidParameter(f"{name} is longer than {limit} characters")

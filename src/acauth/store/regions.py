@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from acauth.errors import AlreadyExists, DoesNotExist
 from acauth.models import Grant, Region, RegionUrl
-from acauth.store import changes, rows
+from acauth.store import changes, limits, rows
 from acauth.store import schema as t
 from acauth.store.runner import Runner
 
@@ -41,6 +41,11 @@ def _insert_urls(conn: Connection, cluster_id: int, urls: Iterable[RegionUrl]) -
         conn.execute(insert(t.region_urls), values)
 
 
+def _fit_urls(urls: Iterable[RegionUrl]) -> None:
+    for u in urls:
+        limits.fit(t.region_urls, kind=u.kind, url=u.url, version=u.version)
+
+
 def _region(conn: Connection, cluster_id: int) -> Region | None:
     r = conn.execute(select(t.regions).where(t.regions.c.cluster_id == cluster_id)).first()
     if r is None:
@@ -66,6 +71,9 @@ class Regions:
     # -- regions ----------------------------------------------------------------
 
     async def add_region(self, region: Region) -> None:
+        limits.fit(t.regions, name=region.name, description=region.description)
+        _fit_urls(region.urls)
+
         def run(conn: Connection) -> None:
             try:
                 conn.execute(
@@ -82,6 +90,7 @@ class Regions:
         return await self._runner.tx(run)
 
     async def set_urls(self, cluster_id: int, kind: str, urls: Sequence[RegionUrl]) -> None:
+        _fit_urls(urls)
         """Replace the ``kind`` URL list of a region."""
 
         def run(conn: Connection) -> None:
@@ -119,6 +128,7 @@ class Regions:
 
     async def grant(self, g: Grant, now_ms: int) -> None:
         """Grant a user a region, or change the compute user and home path of a grant."""
+        limits.fit(t.grants, compute_user=g.compute_user, home_path=g.home_path)
 
         def run(conn: Connection) -> None:
             stmt = (
