@@ -11,6 +11,7 @@ import asyncio
 import json
 import queue
 import shlex
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -166,8 +167,9 @@ class Serving:
         self.proc.stdout.close()
 
 
-def test_the_demo_banner_gives_the_exact_admin_prefix_and_the_mark_stays() -> None:
-    """Following the banner sends admin commands to the demo's own database."""
+def test_the_demo_banner_gives_the_exact_admin_prefix_and_the_mark_stays(tmp_path: Path) -> None:
+    """Following the banner sends admin commands to the demo's own database; a backup of
+    it keeps the mark; the temporary store itself is gone when the server stops."""
     first = Serving("--demo")
     try:
         store = first.banner("store:")
@@ -182,9 +184,14 @@ def test_the_demo_banner_gives_the_exact_admin_prefix_and_the_mark_stays() -> No
         with httpx.Client(base_url=first.base_url) as c:
             headers = {**DEMO_HEADERS, "user": "alice", "password": "alice-pw-1"}
             assert call(c, "POST", f"{BASE}/tokens", **headers)["code"] == "0"
+        backup = tmp_path / "backup"
+        shutil.copytree(data_dir, backup)
     finally:
         first.stop()
-    # The demo's own store, marked: --demo takes it again, a server without refuses it.
+    assert not data_dir.exists()
+    # A backup of the demo's store, marked: a server without --demo refuses it,
+    # --demo takes it again.
+    data_dir = backup
     port = str(free_port())
     r = acauth_cli("serve", "--data-dir", str(data_dir), "--port", port)
     refused(r.exit_code, r.stdout, r.stderr, "is a demo store")

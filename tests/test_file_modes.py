@@ -69,6 +69,34 @@ def test_init_under_umask_000_makes_a_private_store(tmp_path: Path) -> None:
     assert {p.name: mode(p) for p in data.iterdir()} == {"acauth.db": 0o600, "secret": 0o600}
 
 
+def test_missing_parents_of_the_data_dir_are_made_private_too(tmp_path: Path) -> None:
+    data = tmp_path / "a" / "b" / "d"
+    old = os.umask(0)
+    try:
+        result = CliRunner().invoke(
+            app, ["--data-dir", str(data), "init"], env={"ACAUTH_SECRET": None}
+        )
+    finally:
+        os.umask(old)
+    assert result.exit_code == 0, result.output
+    assert [mode(p) for p in (tmp_path / "a", tmp_path / "a" / "b", data)] == [0o700] * 3
+
+
+def test_a_data_dir_other_users_may_write_to_is_refused_in_one_line(tmp_path: Path) -> None:
+    """Whoever can replace the secret in it can forge tokens."""
+    data = tmp_path / "shared"
+    data.mkdir()
+    data.chmod(0o777)
+    result = CliRunner().invoke(app, ["--data-dir", str(data), "init"], env={"ACAUTH_SECRET": None})
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: data dir {data} is writable by other users (mode 0777): chmod go-w {data}"
+    ]
+    assert list(data.iterdir()) == []
+    data.chmod(0o1777)  # the sticky bit keeps others from replacing what is ours
+    assert CliRunner().invoke(app, ["--data-dir", str(data), "init"]).exit_code == 0
+
+
 def test_a_database_and_secret_left_readable_by_others_are_made_private(tmp_path: Path) -> None:
     runner = CliRunner()
     assert runner.invoke(app, ["--data-dir", str(tmp_path), "init"]).exit_code == 0

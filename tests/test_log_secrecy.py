@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -16,7 +17,7 @@ import structlog
 
 from acauth import logs, tokens
 from acauth.testing import TEST_SECRET, LiveServer
-from helpers import BASE, DEMO_HEADERS, call, login, signed_headers
+from helpers import BASE, DEMO_HEADERS, call, login, serve, signed_headers
 
 
 @pytest.fixture
@@ -86,3 +87,16 @@ def test_full_flow_logs_fingerprints_only(
         assert token.split(".")[2] not in logged  # not even the signature part
     for secret in secrets_seen:
         assert secret not in logged, secret
+
+
+def test_the_access_log_keeps_no_query_and_no_whole_token(tmp_path: Path) -> None:
+    """A careless client puts its token or password in the URL; --access-log keeps neither."""
+    args = ("--demo", "--access-log", "--data-dir", str(tmp_path / "d"))
+    with serve(tmp_path, *args) as srv, httpx.Client(base_url=srv.base_url) as c:
+        token = login(c)["0"]
+        c.get(f"{BASE}/tokens/state?token={token}&password=QPW-secret-QPW")
+        c.get(f"{BASE}/tokens/{token}")
+    text = (tmp_path / "srv.log").read_text()
+    assert f"{BASE}/tokens/state?…" in text, text[-2000:]
+    assert f"<token {tokens.fingerprint(token)}>" in text
+    assert token not in text and "QPW-secret-QPW" not in text

@@ -113,3 +113,20 @@ def test_wsgi_remote_and_local(acauth_server: LiveServer) -> None:
             assert refused.headers["content-type"] == "application/json"
             assert refused.json()["code"] == "10003"
         verifier.close()
+
+
+def test_remote_verifier_serves_an_app_driven_by_several_event_loops(server: LiveServer) -> None:
+    """An app may be driven by several loops (a test client without ``with``): each loop
+    gets its own connection pool, since a pool cannot be used from another loop."""
+    with httpx.Client(base_url=server.base_url) as c:
+        token = login(c)["0"]
+    verifier = RemoteVerifier(server.base_url, cache_s=0)
+    loops = [asyncio.new_event_loop() for _ in range(2)]
+    try:
+        for loop in [*loops, *loops]:
+            check = asyncio.wait_for(verifier.averify(token), 5)
+            assert loop.run_until_complete(check).user == "demo"
+    finally:
+        for loop in loops:
+            loop.run_until_complete(verifier.aclose())
+            loop.close()

@@ -18,12 +18,13 @@ from contextlib import closing
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 from typer.testing import CliRunner
 
 from acauth.cli import app
 from acauth.testing import TEST_SECRET
-from helpers import free_port, server_env
+from helpers import free_port, server_env, wait_until
 
 
 def one_line(stderr: str, *fragments: str) -> str:
@@ -210,3 +211,38 @@ def test_a_data_dir_that_cannot_be_read_or_written(tmp_path: Path, mode: int, me
         data.chmod(0o700)
     assert result.returncode == 1, result
     one_line(result.stderr, message.format(d=data))
+
+
+def test_a_port_out_of_range_is_a_usage_error_not_a_traceback() -> None:
+    result = CliRunner().invoke(app, ["serve", "--port", "99999"])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output and "65535" in result.output
+
+
+def test_the_demos_temporary_store_is_gone_when_the_server_stops(tmp_path: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "acauth", "serve", "--demo", "--port", str(port)],
+        env=server_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        store_line = next(line for line in proc.stdout if line.strip().startswith("store:"))
+        store = Path(store_line.split("store:", 1)[1].split(" (demo store)")[0].strip())
+
+        def ready() -> bool:
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_until(ready, 30, "the demo server answers")
+        assert store.exists()
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=15)
+    assert proc.returncode == 0
+    assert not store.parent.exists()

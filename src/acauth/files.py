@@ -24,12 +24,23 @@ def reason(exc: OSError) -> str:
 
 
 def private_dir(path: Path, what: str = "data dir") -> None:
-    """Create ``path`` (mode 0700, parents as the system makes them) unless it exists."""
+    """Create ``path`` and its missing parents with mode 0700, unless it exists.
+
+    An existing one that other users may write to (without the sticky bit) is
+    refused: whoever can replace the secret in it can forge tokens.
+    """
     try:
         if path.is_dir():
+            mode = stat.S_IMODE(path.stat().st_mode)
+            if mode & 0o022 and not mode & stat.S_ISVTX:
+                raise ConfigError(
+                    f"{what} {path} is writable by other users (mode {mode:04o}): chmod go-w {path}"
+                )
             return
-        path.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
-        path.chmod(PRIVATE_DIR)
+        missing = [p for p in (path, *path.parents) if not p.exists()]
+        for directory in reversed(missing):
+            directory.mkdir(mode=PRIVATE_DIR, exist_ok=True)
+            directory.chmod(PRIVATE_DIR)
     except OSError as exc:
         raise ConfigError(f"cannot create {what} {path}: {reason(exc)}") from None
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from typing import Any, TextIO
 
 import orjson
 import structlog
+
+from acauth.tokens import fingerprint
 
 
 def _dumps(obj: Any, **_: Any) -> str:
@@ -59,6 +62,29 @@ def configure(
     # keys): they stay at WARNING whatever the level asked for.
     for name in ("asyncpg", "sqlalchemy", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, _AccessLine) for f in access.filters):
+        access.addFilter(_AccessLine())
+
+
+_JWT = re.compile(r"[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
+
+
+def _fingerprints(match: re.Match[str]) -> str:
+    return f"<token {fingerprint(match.group())}>"
+
+
+class _AccessLine(logging.Filter):
+    """The access log (``--access-log``) keeps the path without its query, and names a
+    token in the path by fingerprint: a careless client may put a token or password there."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
+            path, query = args[2].partition("?")[::2]
+            path = _JWT.sub(_fingerprints, path) + ("?…" if query else "")
+            record.args = (args[0], args[1], path, args[3], args[4])
+        return True
 
 
 class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]

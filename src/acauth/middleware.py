@@ -8,9 +8,11 @@ are attached to the request: ``scope["state"]["acauth_claims"]`` (ASGI; Starlett
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -79,7 +81,11 @@ class RemoteVerifier:
         self._cache: dict[str, tuple[float, Claims]] = {}
         self._lock = threading.Lock()
         self._client: Client | None = None
-        self._aclient: AsyncClient | None = None
+        # One async client per event loop: an httpx pool belongs to the loop it was made
+        # on, and an app may be driven by several (a test client without ``with``).
+        self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncClient] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def _cached(self, token: str) -> tuple[str, Claims | None]:
         key = hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
@@ -113,11 +119,13 @@ class RemoteVerifier:
         key, claims = self._cached(token)
         if claims is not None:
             return claims
-        if self._aclient is None:
-            self._aclient = AsyncClient(
+        loop = asyncio.get_running_loop()
+        client = self._aclients.get(loop)
+        if client is None:
+            client = self._aclients[loop] = AsyncClient(
                 self.base_url, timeout=self.timeout, transport=self._async_transport
             )
-        await self._aclient.send(token_call("GET", "tokens/state", token))
+        await client.send(token_call("GET", "tokens/state", token))
         return self._remember(key, token)
 
     def close(self) -> None:
@@ -127,9 +135,9 @@ class RemoteVerifier:
 
     async def aclose(self) -> None:
         self.close()
-        if self._aclient is not None:
-            await self._aclient.aclose()
-            self._aclient = None
+        client = self._aclients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
 
 
 Verifier = LocalVerifier | RemoteVerifier

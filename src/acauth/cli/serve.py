@@ -7,6 +7,8 @@ import ipaddress
 import os
 import re
 import shlex
+import shutil
+import signal
 import socket
 import tempfile
 from pathlib import Path
@@ -64,7 +66,7 @@ def say(line: str) -> None:
 def serve(
     ctx: typer.Context,
     host: Annotated[str, typer.Option(envvar="ACAUTH_HOST")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(envvar="ACAUTH_PORT")] = 8000,
+    port: Annotated[int, typer.Option(envvar="ACAUTH_PORT", min=1, max=65535)] = 8000,
     data_dir: Annotated[
         Path | None, typer.Option(help="Default: the user data directory.", readable=False)
     ] = None,
@@ -137,9 +139,11 @@ def serve(
     if emulator and "login_rate_per_s" not in cfg.model_fields_set:
         # A client developer's test suite logs in from one address, many times at once.
         cfg = cfg.model_copy(update={"login_rate_per_s": 0.0})
+    temporary: Path | None = None
     if demo and not ({"data_dir", "database_url"} & cfg.model_fields_set):
-        # No store named anywhere: the demo runs on a fresh one of its own.
-        cfg = cfg.model_copy(update={"data_dir": Path(tempfile.mkdtemp(prefix="acauth-demo-"))})
+        # No store named anywhere: the demo runs on a fresh one of its own, gone at exit.
+        temporary = Path(tempfile.mkdtemp(prefix="acauth-demo-"))
+        cfg = cfg.model_copy(update={"data_dir": temporary})
     configure(json=cfg.log_json)
 
     async def prepare() -> tuple[str, bool]:
@@ -162,7 +166,7 @@ def serve(
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Each worker writes its metrics here; /metrics on any worker sums them.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="acauth-metrics-")
-    say(f"serving on http://{host}:{port}")
+    say(f"serving on http://{f'[{host}]' if ':' in host else host}:{port}")
     say(f"  store: {location}{' (demo store)' if demo else ''}")
     # A secret given as a value is not in the data dir: the admin commands need it too.
     same_secret = "  # with the same ACAUTH_SECRET" if cfg.secret is not None else ""
@@ -173,17 +177,29 @@ def serve(
             f"{demo_tenant.PASSWORD}, orgId {demo_tenant.ORG_ID}, "
             f"AK {demo_tenant.ACCESS_KEY} / SK {demo_tenant.SECRET_KEY}"
         )
-    uvicorn.run(
-        "acauth.server.app:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        loop="uvloop",
-        http="httptools",
-        log_config=None,
-        access_log=access_log,
-        timeout_graceful_shutdown=5,
-        date_header=not cfg.emulator,  # the emulator dates its answers on its own clock
-        proxy_headers=False,  # X-Forwarded-For: believed from ACAUTH_TRUSTED_PROXIES only
-    )
+    # The server stops gracefully on SIGINT or SIGTERM, then raises the signal again;
+    # answered here, the process ends with status 0 after cleaning up.
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, _stopped)
+    try:
+        uvicorn.run(
+            "acauth.server.app:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            loop="uvloop",
+            http="httptools",
+            log_config=None,
+            access_log=access_log,
+            timeout_graceful_shutdown=5,
+            date_header=not cfg.emulator,  # the emulator dates its answers on its own clock
+            proxy_headers=False,  # X-Forwarded-For: believed from ACAUTH_TRUSTED_PROXIES only
+        )
+    finally:
+        if temporary is not None:
+            shutil.rmtree(temporary, ignore_errors=True)
+
+
+def _stopped(signum: int, frame: object) -> None:
+    raise SystemExit(0)

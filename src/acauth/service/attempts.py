@@ -49,10 +49,18 @@ class _Pending:
 
 
 class InFlight:
-    """The attempts of each name being evaluated in this process."""
+    """The attempts of each name being evaluated in this process, and its recent successes."""
+
+    REMEMBERED = 10_000
 
     def __init__(self) -> None:
         self._names: dict[str, _Pending] = {}
+        self._seq = 0
+        self._successes: dict[str, int] = {}
+
+    def success_mark(self, name: str) -> int:
+        """Changes whenever an attempt of ``name`` succeeds in this process."""
+        return self._successes.get(name, 0)
 
     @contextlib.contextmanager
     def evaluating(self, name: str) -> Iterator[None]:
@@ -68,6 +76,11 @@ class InFlight:
 
     def succeeded(self, name: str) -> None:
         """Wake who waits on ``name`` now: its count was reset."""
+        self._seq += 1
+        self._successes.pop(name, None)
+        self._successes[name] = self._seq
+        if len(self._successes) > self.REMEMBERED:
+            del self._successes[next(iter(self._successes))]
         pending = self._names.get(name)
         if pending is not None:
             pending.event.set()
@@ -163,6 +176,9 @@ class Attempts:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + WAIT_S
         while True:
+            # An attempt refused while another of the same name was succeeding here
+            # may find that one already gone: the mark tells it to try again.
+            mark = self.in_flight.success_mark(name)
             with slot():
                 now = self.clock.now_ms()
                 lock = await self.store.accounts.count_attempt(
@@ -174,6 +190,8 @@ class Attempts:
                         await self.store.accounts.clear_failures(name)
                         self.in_flight.succeeded(name)
                     return result
+            if self.in_flight.success_mark(name) != mark and loop.time() < deadline:
+                continue
             if not await self.in_flight.settled(name, deadline - loop.time()):
                 break
         await audit.record(self.store, audit.entry(self.clock, "login.locked", **about))
