@@ -13,9 +13,13 @@ from typing import Any
 import httpx
 import pytest
 
+from acauth.server.faults import Faults
+from acauth.service.emulation import Emulation
 from acauth.testing import LiveServer
 from acauth.tokens import fingerprint
 from helpers import BASE, DEMO_HEADERS, admin, login, signed_headers, wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_routes_are_absent_without_the_emulator(server: LiveServer) -> None:
@@ -152,6 +156,9 @@ def test_a_state_that_does_not_fit_is_refused_and_changes_nothing(
     users = [{k: v for k, v in snap["store"]["users"][0].items() if k != "name"}]
     broken = {**snap, "store": {**snap["store"], "users": users}}
     r = c.put("/_emulator/state", json=broken)
+    assert r.status_code == 400 and "does not fit the schema" in r.json()["error"]
+    huge = [{**snap["store"]["users"][0], "user_id": 2**63}]  # past the column's 64 bits
+    r = c.put("/_emulator/state", json={**snap, "store": {**snap["store"], "users": huge}})
     assert r.status_code == 400 and "does not fit the schema" in r.json()["error"]
     assert c.put("/_emulator/state", json={"version": 99}).status_code == 400
     assert c.put("/_emulator/state", content=b"[").status_code == 400
@@ -336,3 +343,165 @@ def test_a_timestamp_off_the_moved_clock_is_explained_by_the_emulator_only(
         assert re.search(r"is 360[01] s from the server's clock", body["msg"]), body["msg"]
     else:
         assert body["msg"] == "timestamp out of range"
+
+
+# -- what the emulator refuses, and how -------------------------------------------------------
+
+OUT_OF_RANGE = "the clock stays between 1970-01-01 and 9999-01-01 UTC"
+
+
+@pytest.mark.parametrize(
+    ("route", "body"),
+    [
+        ("/_emulator/clock", {"advance_seconds": 1e12}),
+        ("/_emulator/clock", {"advance_seconds": -99_999_999_999}),
+        ("/_emulator/clock", {"set_ms": 253_402_300_800_000}),
+        (SCENARIOS, {"do": "clock", "advance_seconds": 1e300}),
+    ],
+    ids=["a-trillion-seconds-on", "before-1970", "year-10000", "scenario-step"],
+)
+def test_a_clock_move_out_of_range_is_refused_and_the_server_keeps_answering(
+    c: httpx.Client, route: str, body: dict[str, Any]
+) -> None:
+    token = login(c)["0"]
+    before = c.get("/_emulator/clock").json()["now_ms"]
+    r = c.post(route, json=body)
+    assert r.status_code == 400 and OUT_OF_RANGE in r.json()["error"]
+    assert 0 <= c.get("/_emulator/clock").json()["now_ms"] - before < 5000  # unchanged
+    health = c.get("/healthz")
+    assert health.status_code == 200
+    assert abs(parsedate_to_datetime(health.headers["date"]).timestamp() * 1000 - before) < 5000
+    assert state_of(c, token)["code"] == "0"
+
+
+def test_a_state_whose_clock_is_out_of_range_is_refused_and_changes_nothing(
+    c: httpx.Client,
+) -> None:
+    token = login(c)["0"]
+    snap = c.get("/_emulator/state").json()
+    far = {**snap, "clock": {"offset_ms": 10**15}}
+    r = c.put("/_emulator/state", json=far)
+    assert r.status_code == 400 and r.json()["error"].startswith(f"bad state: {OUT_OF_RANGE}")
+    assert abs(c.get("/_emulator/clock").json()["now_ms"] - snap["clock"]["now_ms"]) < 5000
+    assert c.get("/healthz").status_code == 200
+    assert state_of(c, token)["code"] == "0"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "error"),
+    [
+        ("GET", "/_emulator/journal?limit=abc", None, "limit must be a whole number"),
+        ("GET", "/_emulator/journal?since=1.5", None, "since must be a whole number"),
+        ("GET", "/_emulator/journal?limit=0", None, "limit is at least 1"),
+        (
+            "POST",
+            "/_emulator/faults",
+            {"path": "*", "code": "10001", "seed": "x"},
+            "bad fault: seed must be a whole number",
+        ),
+        ("POST", "/_emulator/faults", {"code": "10001"}, "bad fault: path is required"),
+        (
+            "POST",
+            "/_emulator/clock",
+            {"advance_seconds": "abc"},
+            "advance_seconds must be a number",
+        ),
+        (
+            "POST",
+            SCENARIOS,
+            {"do": "rotate_secret", "keep_old": "yes"},
+            "step 1: rotate_secret: keep_old must be true or false",
+        ),
+        ("PUT", "/_emulator/state", {"version": 1}, "bad state: clock is required"),
+    ],
+    ids=[
+        "limit",
+        "since",
+        "limit-0",
+        "fault-seed",
+        "fault-path",
+        "clock",
+        "keep-old",
+        "state-clock",
+    ],
+)
+def test_control_errors_say_what_is_wrong_in_our_words(
+    c: httpx.Client, method: str, path: str, body: dict[str, Any] | None, error: str
+) -> None:
+    r = c.request(method, path, json=body)
+    assert (r.status_code, r.json()) == (400, {"error": error})
+
+
+def test_a_rotate_secret_refused_for_its_keep_old_changes_nothing(c: httpx.Client) -> None:
+    token = login(c)["0"]
+    assert c.post(SCENARIOS, json={"do": "rotate_secret", "keep_old": "no"}).status_code == 400
+    assert state_of(c, token)["code"] == "0"  # "no" did not rotate the secret away
+
+
+def test_the_readmes_probabilistic_fault_keeps_firing_until_cleared(c: httpx.Client) -> None:
+    token = login(c)["0"]
+    fault = {"path": "*", "code": "10001", "probability": 0.1, "seed": 7}  # as in README
+    assert c.post("/_emulator/faults", json=fault).json()["faults"][0]["count"] is None
+    codes = [state_of(c, token)["code"] for _ in range(30)]
+    assert codes.count("10001") > 1
+    (listed,) = c.get("/_emulator/faults").json()["faults"]
+    assert (listed["seen"], listed["fired"]) == (30, codes.count("10001"))
+    assert c.delete("/_emulator/faults").json() == {"faults": []}
+    assert {state_of(c, token)["code"] for _ in range(10)} == {"0"}
+
+
+def test_a_failure_in_the_answer_path_is_answered_in_the_ac_envelope(
+    c: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = login(c)["0"]
+
+    def broken(self: Faults, path: str) -> None:
+        raise RuntimeError("a bug in the emulator")
+
+    monkeypatch.setattr(Faults, "take", broken)
+    r = c.get(STATE, headers={"token": token})
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+    assert r.json() == {"code": "10001", "msg": "internal error", "data": None}
+    monkeypatch.undo()
+    assert c.get("/_emulator/journal?limit=1").json()["entries"][0]["code"] == "10001"
+    assert state_of(c, token)["code"] == "0"
+
+
+def test_a_step_that_fails_unexpectedly_is_a_400_or_logged_never_a_500(
+    c: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = login(c)["0"]
+
+    async def broken(self: Emulation) -> int:
+        raise RuntimeError("a bug in the emulator")
+
+    monkeypatch.setattr(Emulation, "expire_tokens", broken)
+    r = c.post(SCENARIOS, json={"do": "expire_tokens"})
+    assert r.status_code == 400 and "could not apply" in r.json()["error"]
+    assert "a bug" not in r.text  # the traceback is in the log, not in the answer
+    c.post(SCENARIOS, json={"do": "expire_tokens", "after_requests": 1})
+    assert [state_of(c, token)["code"] for _ in range(3)] == ["0", "0", "0"]
+    assert c.get(SCENARIOS).json()["pending"] == []  # applied (and failed): not retried
+
+
+def test_the_journal_shows_header_names_lower_case_as_the_readme_says(
+    c: httpx.Client,
+) -> None:
+    c.post(LOGIN, headers={"User": "demo", "Password": "x", "OrgId": DEMO_HEADERS["orgId"]})
+    (entry,) = c.get("/_emulator/journal?limit=1").json()["entries"]
+    assert {"user", "password", "orgid"} <= set(entry["headers"])
+    assert entry["params"]["orgId"] == DEMO_HEADERS["orgId"]
+    readme = (ROOT / "README.md").read_text()
+    assert "**Journal**: header names (lower-case)" in readme
+
+
+def test_an_unknown_access_key_is_not_explained_as_the_readme_says(
+    acauth_server: LiveServer, c: httpx.Client
+) -> None:
+    now = int(acauth_server.clock.now_ms() / 1000)
+    unknown = signed_headers(now, ak="no-such-key")
+    assert c.post(KEY_LOGIN, headers=unknown).json()["msg"] == "invalid credentials"
+    known = signed_headers(now, sk="not-the-secret-key")
+    assert "HMAC-SHA256" in c.post(KEY_LOGIN, headers=known).json()["msg"]
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert "so it tells which pairs exist: kept on purpose" in readme

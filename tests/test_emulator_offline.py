@@ -1,22 +1,84 @@
-"""The emulator's parts without a socket: faults, the journal, scenario steps, AK/SK hints."""
+"""The emulator's parts without a socket: the clock, faults, the journal, scenario steps,
+saved states, AK/SK hints."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 
 from acauth import tokens
+from acauth.clock import EARLIEST_MS, LATEST_MS, ClockOutOfRange, MovableClock
 from acauth.server import scenarios
+from acauth.server.control import check_files, read_state
+from acauth.server.emulator import Emulator, http_date
 from acauth.server.faults import Fault, Faults, chance, make_fault
+from acauth.server.fields import BadRequest
 from acauth.server.journal import Journal, answered, sent
 from acauth.signing import explain_mismatch, explain_timestamp, string_to_sign
 from helpers import make_token
 
 STATE = "/ac/openapi/v2/tokens/state"
 NOW_MS = 1_800_000_000_000
+YEAR_MS = 365 * 86_400_000  # 9999 is not a leap year
+
+# -- the clock's range ---------------------------------------------------------------------
+
+OUT_OF_RANGE: dict[str, Callable[[MovableClock], int]] = {
+    "a-trillion-seconds-on": lambda c: c.advance(1e12),
+    "before-1970": lambda c: c.advance(-99_999_999_999),
+    "year-10000": lambda c: c.set_ms(253_402_300_800_000),
+    "1e300-seconds": lambda c: c.advance(1e300),
+    "infinity": lambda c: c.advance(float("inf")),
+    "negative-ms": lambda c: c.set_ms(-1),
+    "offset": lambda c: c.set_offset_ms(10**20),
+}
+
+
+@pytest.mark.parametrize("move", OUT_OF_RANGE.values(), ids=OUT_OF_RANGE.keys())
+def test_a_clock_move_out_of_its_range_is_refused_and_changes_nothing(
+    move: Callable[[MovableClock], int],
+) -> None:
+    clock = MovableClock(offset_ms=3_600_000)
+    with pytest.raises(ClockOutOfRange, match="between 1970-01-01 and 9999-01-01"):
+        move(clock)
+    assert clock.offset_ms == 3_600_000
+
+
+def test_the_clock_reaches_both_ends_of_its_range_and_every_answer_can_be_dated() -> None:
+    clock = MovableClock()
+    assert clock.set_ms(EARLIEST_MS) - EARLIEST_MS < 1000
+    assert clock.set_ms(LATEST_MS) - LATEST_MS < 1000
+    last = parsedate_to_datetime(http_date(LATEST_MS).decode())
+    assert (last.year, last.month, last.day) == (9999, 1, 1)
+    # A token issued at the last moment, for up to a year, expires on a date that exists.
+    assert datetime.fromtimestamp((LATEST_MS + YEAR_MS - 86_400_000) / 1000, UTC).year == 9999
+    # Past the end (only the wall clock could get there), the Date stops at the edge.
+    assert http_date(LATEST_MS + 2 * YEAR_MS) == http_date(LATEST_MS)
+    assert http_date(-1) == http_date(EARLIEST_MS)
+
+
+def test_a_state_whose_clock_is_out_of_range_is_refused_in_one_line(tmp_path: Path) -> None:
+    state: dict[str, Any] = {"version": 1, "clock": {"offset_ms": LATEST_MS}}
+    with pytest.raises(BadRequest, match="bad state: the clock stays between"):
+        read_state(state)
+    path = tmp_path / "state.json"
+    path.write_bytes(orjson.dumps(state))
+    problem = check_files(path, None)
+    assert problem is not None and "\n" not in problem
+    assert problem.startswith(f"state {path}: bad state: the clock stays between")
+    state["clock"]["offset_ms"] = "3600000"
+    with pytest.raises(BadRequest, match=r"clock\.offset_ms must be a whole number"):
+        read_state(state)
+    assert read_state({"version": 1, "clock": {"offset_ms": 3_600_000}}).offset_ms == 3_600_000
+
 
 # -- faults -----------------------------------------------------------------------------
 
@@ -65,6 +127,57 @@ def test_faults_match_their_path_or_every_path_and_the_first_that_fires_wins() -
     assert taken is not None and taken.code == "10008"
     later = faults.take(STATE)
     assert later is not None and later.path == "*"
+
+
+def test_without_count_a_fault_fires_once_or_with_a_probability_until_cleared() -> None:
+    assert make_fault({"path": STATE, "code": "10008"}).count == 1
+    assert make_fault({"path": STATE, "code": "10008", "probability": 1}).count == 1
+    faults = Faults()
+    # README's example: fails about one request in ten, for as long as it is there.
+    added = faults.add(make_fault({"path": "*", "code": "10001", "probability": 0.1, "seed": 7}))
+    assert added.count is None
+    assert len(fired(faults, STATE, 100)) > 3 and len(faults.listing()) == 1
+    # The Python API follows the same rule; a count given is kept.
+    emu = Emulator(MovableClock())
+    assert emu.add_fault("*", code="10001", probability=0.1, seed=7).count is None
+    assert emu.add_fault(STATE, code="10008").count == 1
+    assert emu.add_fault(STATE, 2, code="10001", probability=0.5).count == 2
+
+
+@pytest.mark.parametrize(
+    ("data", "why"),
+    [
+        ({"path": STATE, "code": "10001", "seed": "x"}, "seed must be a whole number"),
+        ({"path": STATE, "code": "10001", "count": "2"}, "count must be a whole number"),
+        ({"path": STATE, "code": "10001", "delay_ms": 1.5}, "delay_ms must be a whole number"),
+        ({"path": STATE, "drop": "yes"}, "drop must be true or false"),
+        ({"path": STATE, "code": "10001", "probability": "0.5"}, "probability must be a number"),
+        ({"path": STATE, "code": 10008}, "code must be a string"),
+        ({"path": 5, "code": "10008"}, "path must be a string"),
+        (
+            {"path": STATE, "code": "10001", "seed": 2**64},
+            "seed is too large (at most 9007199254740991 either way)",
+        ),
+        ({"code": "10008"}, "path is required"),
+    ],
+    ids=[
+        "seed-text",
+        "count-text",
+        "delay-fraction",
+        "drop-text",
+        "probability-text",
+        "code-number",
+        "path-number",
+        "seed-too-large",
+        "no-path",
+    ],
+)
+def test_a_fault_field_of_the_wrong_type_is_refused_in_our_words(
+    data: dict[str, object], why: str
+) -> None:
+    with pytest.raises(BadRequest) as refused:
+        make_fault(data)
+    assert str(refused.value) == why
 
 
 def test_an_unseeded_probability_gets_a_seed_to_replay_it_with() -> None:
@@ -243,6 +356,19 @@ def test_refuse_renewal_is_a_fault_on_tokens_next_with_the_platforms_words() -> 
         ({"do": "expire_tokens", "after_requests": -1}, "not negative"),
         ({"stages": []}, "a scenario is a step"),
         ([{"do": "expire_tokens"}, 3], "step 2: a step is an object"),
+        ({"do": ["clock"]}, "unknown step"),
+        ({"do": "rotate_secret", "keep_old": "yes"}, "keep_old must be true or false"),
+        ({"do": "disable_url", "cluster_id": "11112"}, "cluster_id must be a whole number"),
+        ({"do": "disable_url", "kind": 1}, "kind must be a string"),
+        ({"do": "suspend_account", "user": 7}, "user must be a string"),
+        ({"do": "refuse_renewal", "count": "1"}, "count must be a whole number"),
+        ({"do": "fault", "path": "*", "code": "10001", "seed": "x"}, "seed must be a whole"),
+        ({"do": "clock", "advance_seconds": "60"}, "advance_seconds must be a number"),
+        ({"do": "clock", "advance_seconds": 1e300}, "clock stays between 1970-01-01"),
+        ({"do": "clock", "set_ms": 253_402_300_800_000}, "clock stays between 1970-01-01"),
+        ({"do": "expire_tokens", "after_requests": "2"}, "after_requests must be a whole"),
+        ({"do": "expire_tokens", "after_seconds": "1"}, "after_seconds must be a number"),
+        ({"do": "expire_tokens", "after_seconds": 1e300}, "after_seconds is at most"),
     ],
     ids=[
         "unknown",
@@ -253,6 +379,19 @@ def test_refuse_renewal_is_a_fault_on_tokens_next_with_the_platforms_words() -> 
         "negative",
         "shape",
         "not-object",
+        "do-not-a-name",
+        "keep-old-text",
+        "cluster-id-text",
+        "kind-number",
+        "user-number",
+        "refusal-count-text",
+        "fault-seed-text",
+        "clock-text",
+        "clock-past-its-range",
+        "clock-set-past-its-range",
+        "after-requests-text",
+        "after-seconds-text",
+        "after-seconds-past-the-range",
     ],
 )
 def test_a_scenario_that_cannot_be_applied_is_refused_whole(data: object, why: str) -> None:

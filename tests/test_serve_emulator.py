@@ -71,3 +71,16 @@ def test_unusable_emulator_files_are_one_line_and_exit_1(
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.output
+
+
+def test_a_state_whose_clock_is_out_of_range_is_refused_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    far = {"version": 1, "clock": {"offset_ms": 10**15}, "faults": [], "scenarios": []}
+    (tmp_path / "far.json").write_bytes(orjson.dumps(far))
+    args = ["serve", "--data-dir", str(tmp_path), "--demo", "--emulator", "--state", "far.json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1
+    (line,) = result.output.strip().splitlines()
+    assert "far.json: bad state: the clock stays between 1970-01-01 and 9999-01-01" in line

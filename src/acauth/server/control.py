@@ -2,43 +2,41 @@
 
 The routes answer plain JSON (they are not part of the AC API); a control request
 that cannot be applied is HTTP 400 ``{"error": "…"}``, a store that does not answer
-503. The ``--state`` file holds credentials: it is written with mode 0600.
+503 — never a page of Python: what a bug raises is logged and answered 400 too. The
+``--state`` file holds credentials: it is written with mode 0600.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from acauth.clock import ClockOutOfRange, check_offset
 from acauth.errors import AuthError, ConfigError, StorageUnavailable
+from acauth.logs import get_logger
 from acauth.server import scenarios
+from acauth.server.faults import Fault, make_fault
+from acauth.server.fields import BadRequest, query_whole, required, whole
 
 if TYPE_CHECKING:
     from acauth.server.emulator import Emulator
 
 PREFIX = "/_emulator"
-
-
-class BadRequest(ValueError):
-    """A control request that cannot be applied (answered 400 with its message)."""
-
+STATE_VERSION = 1
+log = get_logger("acauth.emulator")
 
 # -- the routes ----------------------------------------------------------------
 
 
-def why(exc: BaseException) -> str:
-    if isinstance(exc, AuthError):
-        return exc.msg
-    if isinstance(exc, KeyError):
-        return f"{exc.args[0]} is required"
-    return str(exc)
+def why(exc: BadRequest | AuthError) -> str:
+    return exc.msg if isinstance(exc, AuthError) else str(exc)
 
 
 def answer(data: Any, status: int = 200) -> Response:
@@ -69,8 +67,11 @@ def _guarded(fn: Handler) -> Handler:
             return await fn(request)
         except StorageUnavailable as exc:
             return answer({"error": exc.msg}, 503)
-        except (BadRequest, AuthError, KeyError, TypeError, ValueError) as exc:
+        except (BadRequest, AuthError) as exc:
             return answer({"error": why(exc)}, 400)
+        except Exception:  # a bug: its traceback goes to the log, not to the client
+            log.exception("emulator.control_failed", path=request.url.path)
+            return answer({"error": "the emulator could not apply this (see its log)"}, 400)
 
     return endpoint
 
@@ -78,12 +79,7 @@ def _guarded(fn: Handler) -> Handler:
 def control_routes(emu: Emulator) -> list[Route]:
     async def clock(request: Request) -> Response:
         if request.method == "POST":
-            data = _object(await json_body(request))
-            if "advance_seconds" in data:
-                return answer({"now_ms": emu.clock.advance(float(data["advance_seconds"]))})
-            if "set_ms" in data:
-                return answer({"now_ms": emu.clock.set_ms(int(data["set_ms"]))})
-            raise BadRequest("give advance_seconds or set_ms")
+            return answer({"now_ms": emu.move_clock(_object(await json_body(request)))})
         return answer({"now_ms": emu.clock.now_ms()})
 
     async def faults(request: Request) -> Response:
@@ -107,8 +103,8 @@ def control_routes(emu: Emulator) -> list[Route]:
             path=q.get("path"),
             code=q.get("code"),
             method=q.get("method"),
-            since=int(q.get("since", 0)),
-            limit=int(q["limit"]) if "limit" in q else None,
+            since=query_whole(q.get("since"), "since", least=0) or 0,
+            limit=query_whole(q.get("limit"), "limit", least=1),
         )
         return answer({"entries": [e.as_json() for e in entries]})
 
@@ -122,10 +118,7 @@ def control_routes(emu: Emulator) -> list[Route]:
         if request.method == "DELETE":
             emu.clear_pending()
         elif request.method == "POST":
-            try:
-                steps = scenarios.parse(await json_body(request), emu.clock.now_ms())
-            except (TypeError, ValueError) as exc:
-                raise BadRequest(str(exc)) from None
+            steps = scenarios.parse(await json_body(request), emu.clock.now_ms())
             applied = await emu.run_scenario(steps)
             return answer({"applied": applied, "pending": [s.as_json() for s in emu.pending]})
         return answer(
@@ -143,16 +136,58 @@ def control_routes(emu: Emulator) -> list[Route]:
     return [Route(f"{PREFIX}/{name}", _guarded(fn), methods=m) for name, fn, m in table]
 
 
-# -- the state file ----------------------------------------------------------------------
+# -- the state, and its file ----------------------------------------------------------------
+
+
+class EmulatorParts(NamedTuple):
+    """What a state holds besides the service's world (checked by :func:`read_state`)."""
+
+    offset_ms: int
+    faults: list[Fault]
+    pending: list[scenarios.Step]
+
+
+def read_state(state: Any) -> EmulatorParts:
+    """The clock offset, faults and pending steps of a state, checked; :class:`BadRequest`.
+
+    The clock must be in range now (:mod:`acauth.clock`): a state saved by hand, or
+    edited, cannot move it where the server could not answer.
+    """
+    if not isinstance(state, Mapping) or state.get("version") != STATE_VERSION:
+        raise BadRequest(f"not an emulator state of version {STATE_VERSION}")
+    try:
+        clock = required(state, "clock")
+        if not isinstance(clock, Mapping):
+            raise BadRequest("clock must be an object")
+        offset = whole(required(clock, "offset_ms"), "clock.offset_ms")
+        check_offset(offset)
+        faults = state.get("faults", [])
+        if not isinstance(faults, list):
+            raise BadRequest("faults must be a list")
+        return EmulatorParts(
+            offset,
+            [make_fault(f, state=True) for f in faults],
+            scenarios.parse(state.get("scenarios", []), 0, pending=True),
+        )
+    except (BadRequest, ClockOutOfRange) as exc:
+        raise BadRequest(f"bad state: {exc}") from None
 
 
 def read_state_file(path: Path) -> dict[str, Any] | None:
-    """The state saved in ``path``; None if there is no such file yet (it is written on exit)."""
+    """The state saved in ``path``; None if there is no such file yet (it is written on exit).
+
+    Its JSON, version, clock, faults and steps are checked here, so that ``acauth serve``
+    refuses a bad one in one line; the store is checked when it is put back.
+    """
     if not path.exists():
         return None
     data = scenarios.read_file(path)
     if not isinstance(data, dict):
         raise ConfigError(f"state {path}: not an emulator state")
+    try:
+        read_state(data)
+    except BadRequest as exc:
+        raise ConfigError(f"state {path}: {exc}") from None
     return data
 
 

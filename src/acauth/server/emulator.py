@@ -2,7 +2,8 @@
 
 Only ``acauth serve --emulator`` (or ``LiveServer.start(..., emulator=True)``) mounts
 it. Its control routes (:mod:`acauth.server.control`) answer plain JSON; errors in a
-control request are HTTP 400 ``{"error": "…"}``::
+control request are HTTP 400 ``{"error": "…"}``. The clock stays in years 1970 to 9999
+(:mod:`acauth.clock`); values keep their JSON types (:mod:`acauth.server.fields`)::
 
     GET|POST   /_emulator/clock      {"advance_seconds": N} | {"set_ms": EPOCH_MS} -> {"now_ms": …}
     GET|POST|DELETE /_emulator/faults    {"path": P, "count": N|null, "code": "10008",
@@ -15,6 +16,7 @@ control request are HTTP 400 ``{"error": "…"}``::
 
 Every answer — of the AC API and of these routes — carries a ``Date`` header on
 the emulator's clock, so clients that follow the server's time follow it moved.
+Whatever fails inside, an AC request is answered with the AC envelope (``10001``).
 """
 
 from __future__ import annotations
@@ -26,25 +28,28 @@ from collections import Counter
 from collections.abc import Mapping
 from email.utils import formatdate
 from pathlib import Path
+from types import EllipsisType
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from acauth.clock import MovableClock
-from acauth.errors import AuthError, ConfigError, StorageUnavailable
+from acauth.clock import EARLIEST_MS, LATEST_MS, ClockOutOfRange, MovableClock
+from acauth.errors import AuthError, ConfigError, InternalError, StorageUnavailable
 from acauth.logs import get_logger
 from acauth.server import scenarios
 from acauth.server.control import (
     PREFIX,
-    BadRequest,
+    STATE_VERSION,
     control_routes,
+    read_state,
     read_state_file,
     why,
     write_private,
 )
 from acauth.server.faults import Fault, Faults, make_fault
+from acauth.server.fields import BadRequest
 from acauth.server.journal import MAX_BODY, Journal, JournalEntry
 from acauth.wire import render_error
 
@@ -52,12 +57,14 @@ if TYPE_CHECKING:
     from acauth.service.auth import AuthService
     from acauth.service.emulation import Emulation
 
-STATE_VERSION = 1
 log = get_logger("acauth.emulator")
 
 
 def http_date(now_ms: int) -> bytes:
-    return formatdate(now_ms / 1000, usegmt=True).encode("ascii")
+    """The ``Date`` header at ``now_ms``, which the clock keeps in range; should the wall
+    clock ever carry it past, the header stops at the edge rather than fail the answer."""
+    at = min(max(now_ms, EARLIEST_MS), LATEST_MS)
+    return formatdate(at / 1000, usegmt=True).encode("ascii")
 
 
 class Emulator:
@@ -94,7 +101,7 @@ class Emulator:
     def add_fault(
         self,
         path: str,
-        count: int | None = 1,
+        count: int | EllipsisType | None = ...,
         *,
         code: str | None = None,
         msg: str | None = None,
@@ -103,18 +110,20 @@ class Emulator:
         probability: float = 1.0,
         seed: int | None = None,
     ) -> Fault:
-        """Fail the next ``count`` requests to ``path`` (``"*"``: any; None: until cleared)."""
-        fields = {"path": path, "count": count, "code": code, "msg": msg, "delay_ms": delay_ms}
-        return self.add_fault_json(
-            fields | {"drop": drop, "probability": probability, "seed": seed}
-        )
+        """Fail the next ``count`` requests to ``path`` (``"*"``: any; None: until cleared).
+
+        Without ``count``: once, or until cleared with a ``probability`` below 1.
+        """
+        fields: dict[str, Any] = {"path": path, "code": code, "msg": msg, "delay_ms": delay_ms}
+        fields |= {"drop": drop, "probability": probability, "seed": seed}
+        return self.add_fault_json(fields if count is ... else fields | {"count": count})
 
     def add_fault_json(self, data: Mapping[str, Any]) -> Fault:
         """:meth:`add_fault` from the JSON form of ``POST /_emulator/faults``."""
         try:
             return self._faults.add(make_fault(data))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise BadRequest(f"bad fault: {why(exc)}") from None
+        except BadRequest as exc:
+            raise BadRequest(f"bad fault: {exc}") from None
 
     def clear_faults(self) -> None:
         self._faults.clear()
@@ -130,6 +139,19 @@ class Emulator:
     def reset_requests(self) -> None:
         with self._counts_lock:
             self._counts.clear()
+
+    def move_clock(self, data: Mapping[str, Any]) -> int:
+        """Apply ``{"advance_seconds": S}`` or ``{"set_ms": EPOCH_MS}``; the clock's new time.
+
+        A move out of the clock's range (:mod:`acauth.clock`) is refused, the clock unchanged.
+        """
+        name, value = scenarios.clock_move(data)
+        try:
+            if name == "advance_seconds":
+                return self.clock.advance(value)
+            return self.clock.set_ms(int(value))
+        except ClockOutOfRange as exc:
+            raise BadRequest(str(exc)) from None
 
     # -- the world below HTTP (asynchronous: on the server's loop) ----------------------
 
@@ -186,18 +208,10 @@ class Emulator:
 
     async def restore(self, state: Mapping[str, Any]) -> None:
         """Put back a :meth:`snapshot`: all of it, or (on an error) nothing of the store."""
-        if not isinstance(state, Mapping) or state.get("version") != STATE_VERSION:
-            raise BadRequest(f"not an emulator state of version {STATE_VERSION}")
-        try:
-            clock = state["clock"]
-            offset = int(clock["offset_ms"])
-            faults = [make_fault(f, state=True) for f in state.get("faults", [])]
-            pending = scenarios.parse(state.get("scenarios", []), 0, pending=True)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise BadRequest(f"bad state: {why(exc)}") from None
+        offset, faults, pending = read_state(state)
         async with self._changing:
             await self.world.restore(state)
-            self.clock.set_offset_ms(offset)
+            self.clock.set_offset_ms(offset)  # in range: read_state checked it a moment ago
             self._faults.replace(faults)
             self._pending = pending
 
@@ -225,18 +239,16 @@ class Emulator:
             return {"fault": self.add_fault_json(scenarios.fault_fields(step)).as_json()}
         if step.do == "clock":
             try:
-                if "advance_seconds" in p:
-                    return {"now_ms": self.clock.advance(float(p["advance_seconds"]))}
-                return {"now_ms": self.clock.set_ms(int(p["set_ms"]))}
-            except (TypeError, ValueError) as exc:
-                raise BadRequest(f"clock: {why(exc)}") from None
+                return {"now_ms": self.move_clock(p)}
+            except BadRequest as exc:
+                raise BadRequest(f"clock: {exc}") from None
         if step.do == "expire_tokens":
             return {"expired": await world.expire_tokens()}
         if step.do == "suspend_account":
             return {"status": await world.suspend_account(**p)}
         if step.do == "disable_url":
             return {"url": await world.disable_url(**p)}
-        await world.rotate_secret(bool(p.get("keep_old", False)))
+        await world.rotate_secret(p.get("keep_old", False) is True)
         return {}
 
     async def _run_due(self) -> None:
@@ -251,6 +263,8 @@ class Emulator:
                     result = await self._apply(step)
                 except (BadRequest, AuthError) as exc:
                     log.warning("emulator.step_failed", do=step.do, error=why(exc))
+                except Exception:  # a bug: the request that follows is answered all the same
+                    log.exception("emulator.step_failed", do=step.do)
                 else:
                     log.info("emulator.step_applied", do=step.do, **result)
 
@@ -271,27 +285,49 @@ class Emulator:
                 await app(scope, receive, self._dated(send, None))
                 return
             at_ms, start = self.clock.now_ms(), time.perf_counter()
-            await self._run_due()
-            with self._counts_lock:
-                self._counts[path] += 1
-            fault = self._faults.take(path)
             seen: dict[str, Any] = {"status": None, "body": b""}
+            dated = self._dated(send, seen)
+            fault: Fault | None = None
             try:
-                await self._answer(fault, app, scope, receive, self._dated(send, seen))
+                await self._run_due()
+                with self._counts_lock:
+                    self._counts[path] += 1
+                fault = self._faults.take(path)
+                await self._answer(fault, app, scope, receive, dated)
+            except Exception:
+                if seen["status"] is not None:
+                    raise  # the answer has begun: nothing else can be sent
+                # Whatever failed, the client gets the AC envelope, never a page of Python.
+                log.exception("emulator.answer_failed", path=path)
+                await self._send_error(InternalError(), dated)
             finally:
                 self._answered_one()
-                self.journal.record(
-                    at_ms=at_ms,
-                    method=scope.get("method", ""),
-                    path=path,
-                    raw_headers=scope.get("headers", []),
-                    status=seen["status"],
-                    body=seen["body"],
-                    latency_ms=(time.perf_counter() - start) * 1000,
-                    fault=fault.describe() if fault else None,
-                )
+                self._record(scope, path, at_ms, start, seen, fault)
 
         return emulate
+
+    def _record(
+        self,
+        scope: Scope,
+        path: str,
+        at_ms: int,
+        start: float,
+        seen: dict[str, Any],
+        fault: Fault | None,
+    ) -> None:
+        try:
+            self.journal.record(
+                at_ms=at_ms,
+                method=scope.get("method", ""),
+                path=path,
+                raw_headers=scope.get("headers", []),
+                status=seen["status"],
+                body=seen["body"],
+                latency_ms=(time.perf_counter() - start) * 1000,
+                fault=fault.describe() if fault else None,
+            )
+        except Exception:  # the answer is gone already; the journal misses one entry
+            log.exception("emulator.journal_failed", path=path)
 
     def _dated(self, send: Send, seen: dict[str, Any] | None) -> Send:
         """``send`` that stamps the emulator's ``Date`` and (for the journal) keeps the answer."""
@@ -331,6 +367,9 @@ class Emulator:
         if err is None:
             await app(scope, receive, send)
             return
+        await self._send_error(err, send)
+
+    async def _send_error(self, err: AuthError, send: Send) -> None:
         rendered = render_error(err, strict=self.strict)
         headers = [(b"content-type", b"application/json")]
         headers += [(k.encode(), v.encode()) for k, v in rendered.headers]

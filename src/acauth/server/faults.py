@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from acauth.errors import WIRE_ERRORS, AuthError
+from acauth.server.fields import BadRequest, boolean, number, required, text, whole
 
 ANY_PATH = "*"
 # The generic error of each code, as the real platform words it.
@@ -35,7 +36,8 @@ def chance(seed: int, n: int) -> float:
 class Fault:
     """Answer ``code`` (with ``msg``), wait ``delay_ms``, or drop, on matching requests.
 
-    ``count``: how many times it fires before it is gone (None: until cleared).
+    ``count``: how many times it fires before it is gone (None: until cleared;
+    :func:`make_fault` chooses when it is not given).
     ``probability``: the chance it fires on each matching request, drawn from ``seed``.
     ``seen`` and ``fired`` count the matching requests and the ones it failed.
     """
@@ -69,41 +71,43 @@ class Fault:
 def make_fault(data: Mapping[str, Any], *, state: bool = False) -> Fault:
     """A checked :class:`Fault` from its JSON form; ``state`` admits ``seen``/``fired``.
 
-    Raises ValueError (or KeyError, TypeError) with what is wrong.
+    Without ``count``, a fault fires once — or, with a ``probability`` below 1,
+    until cleared: a fault meant to fail *some* requests keeps failing some.
+    Raises :class:`BadRequest` saying what is wrong.
     """
+    if not isinstance(data, Mapping):
+        raise BadRequest("a fault is an object")
     unknown = set(data) - (_STATE if state else _FIELDS)
     if unknown:
-        raise ValueError(f"unknown field {sorted(unknown)[0]}")
-    code, count, seed, msg = (
-        data.get("code"),
-        data.get("count", 1),
-        data.get("seed"),
-        data.get("msg"),
-    )
+        raise BadRequest(f"unknown field {sorted(unknown)[0]}")
+    path = text(required(data, "path"), "path")
+    probability = number(data.get("probability", 1.0), "probability")
+    if not 0 < probability <= 1:
+        raise BadRequest("probability is above 0 and at most 1")
+    count = data.get("count", 1 if probability == 1 else None)
+    code, msg, seed = data.get("code"), data.get("msg"), data.get("seed")
     fault = Fault(
-        path=str(data["path"]),
-        count=None if count is None else int(count),
-        code=None if code is None else str(code),
-        msg=None if msg is None else str(msg),
-        delay_ms=int(data.get("delay_ms", 0)),
-        drop=bool(data.get("drop", False)),
-        probability=float(data.get("probability", 1.0)),
-        seed=None if seed is None else int(seed),
-        seen=int(data.get("seen", 0)),
-        fired=int(data.get("fired", 0)),
+        path=path,
+        count=None if count is None else whole(count, "count"),
+        code=None if code is None else text(code, "code"),
+        msg=None if msg is None else text(msg, "msg"),
+        delay_ms=whole(data.get("delay_ms", 0), "delay_ms", least=0),
+        drop=boolean(data.get("drop", False), "drop"),
+        probability=probability,
+        seed=None if seed is None else whole(seed, "seed"),
+        seen=whole(data.get("seen", 0), "seen", least=0),
+        fired=whole(data.get("fired", 0), "fired", least=0),
     )
     if fault.count is not None and fault.count < 1:
-        raise ValueError("count is at least 1 (null: until cleared)")
-    if fault.delay_ms < 0 or not 0 < fault.probability <= 1:
-        raise ValueError("delay_ms >= 0 and 0 < probability <= 1")
+        raise BadRequest("count is at least 1 (null: until cleared)")
     if fault.code is not None and fault.code not in BY_CODE:
-        raise ValueError("code is one of " + ", ".join(BY_CODE))
+        raise BadRequest("code is one of " + ", ".join(BY_CODE))
     if fault.code is None and not fault.delay_ms and not fault.drop:
-        raise ValueError("a fault needs code, delay_ms or drop")
+        raise BadRequest("a fault needs code, delay_ms or drop")
     if fault.msg is not None and fault.code is None:
-        raise ValueError("msg goes with code")
+        raise BadRequest("msg goes with code")
     if fault.path != ANY_PATH and not fault.path.startswith("/"):
-        raise ValueError('path is an absolute path, or "*"')
+        raise BadRequest('path is an absolute path, or "*"')
     if fault.probability < 1 and fault.seed is None:
         fault.seed = secrets.randbelow(2**31)  # shown in the listing: a failing run can be replayed
     return fault

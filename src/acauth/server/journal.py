@@ -1,9 +1,9 @@
 """The emulator's request journal: what every request sent and got, without its secrets.
 
-Header *names* are kept as received; of the values, only the AC inputs that are
-not secret (``user``, ``orgId``, ``accessKey``, ``timestamp``). A ``password``,
-a ``signature`` or any other header never has its value kept; a token, sent or
-answered, appears by fingerprint only (:func:`acauth.tokens.fingerprint`).
+Header *names* are kept (lower-case, as ASGI gives them); of the values, only the
+AC inputs that are not secret (``user``, ``orgId``, ``accessKey``, ``timestamp``).
+A ``password``, a ``signature`` or any other header never has its value kept; a
+token, sent or answered, appears by fingerprint only (:func:`acauth.tokens.fingerprint`).
 """
 
 from __future__ import annotations

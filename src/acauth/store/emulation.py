@@ -111,6 +111,8 @@ class EmulatorQueries:
         except StatementError as exc:  # a constraint, a type: the transaction was rolled back
             cause = type(exc.orig).__name__ if exc.orig is not None else type(exc).__name__
             raise InvalidParameter(f"state does not fit the schema ({cause})") from exc
+        except OverflowError as exc:  # SQLite's driver refuses integers past 64 bits itself
+            raise InvalidParameter("state does not fit the schema (a number too large)") from exc
 
     async def live_jtis(self, now_ms: int) -> list[str]:
         """The ids of tokens neither expired nor revoked at ``now_ms``."""
