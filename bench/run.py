@@ -81,9 +81,7 @@ def acauth_env(secret: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ACAUTH_")}
     # The load comes from one address, as fast as it can: no per-address login limit,
     # and a hash queue deep enough that a login storm is queued rather than refused.
-    env.update(
-        ACAUTH_SECRET=secret, ACAUTH_LOGIN_RATE_PER_S="0", ACAUTH_HASH_QUEUE="4096", **extra
-    )
+    env.update(ACAUTH_SECRET=secret, ACAUTH_LOGIN_RATE_PER_S="0", ACAUTH_HASH_QUEUE="4096", **extra)
     return env
 
 

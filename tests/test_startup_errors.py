@@ -219,7 +219,7 @@ def test_a_port_out_of_range_is_a_usage_error_not_a_traceback() -> None:
     assert "Traceback" not in result.output and "65535" in result.output
 
 
-def test_the_demos_temporary_store_is_gone_when_the_server_stops(tmp_path: Path) -> None:
+def test_the_demos_temporary_store_is_gone_when_the_server_stops() -> None:
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "acauth", "serve", "--demo", "--port", str(port)],
@@ -229,20 +229,20 @@ def test_the_demos_temporary_store_is_gone_when_the_server_stops(tmp_path: Path)
         text=True,
     )
     try:
-        assert proc.stdout is not None
-        store_line = next(line for line in proc.stdout if line.strip().startswith("store:"))
-        store = Path(store_line.split("store:", 1)[1].split(" (demo store)")[0].strip())
 
         def ready() -> bool:
+            assert proc.poll() is None, "the demo server exited"
             try:
                 return httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
             except httpx.TransportError:
                 return False
 
         wait_until(ready, 30, "the demo server answers")
-        assert store.exists()
     finally:
         proc.terminate()
-        proc.communicate(timeout=15)
+        banner, _ = proc.communicate(timeout=15)
     assert proc.returncode == 0
+    store_line = next(line for line in banner.splitlines() if line.strip().startswith("store:"))
+    store = Path(store_line.split("store:", 1)[1].split(" (demo store)")[0].strip())
+    assert store.name == "acauth.db" and store.parent.name.startswith("acauth-demo-")
     assert not store.parent.exists()
