@@ -5,6 +5,8 @@ Plain helpers (``login``, ``call``, ``admin``, ``serve``…) are in ``helpers.py
 
 from __future__ import annotations
 
+import io
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -12,7 +14,9 @@ from typing import Any
 
 import httpx
 import pytest
+import structlog
 
+from acauth import logs
 from acauth.testing import LiveServer
 
 pytest_plugins = ["pg"]
@@ -53,3 +57,14 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'store.db'}"
     url: str = request.getfixturevalue("pg_url")
     return url.replace("postgresql://", "postgresql+asyncpg://")
+
+
+@pytest.fixture
+def json_logs() -> Iterator[io.StringIO]:
+    """The process's log lines, as JSON, in a buffer (the configuration is undone after)."""
+    buffer = io.StringIO()
+    logs.configure(json=True, stream=buffer)
+    yield buffer
+    structlog.reset_defaults()
+    logging.getLogger().handlers.clear()
+    logging.getLogger().setLevel(logging.WARNING)

@@ -8,11 +8,10 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import logging
 import secrets
 import socket
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -20,10 +19,8 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-import structlog
 from typer.testing import CliRunner
 
-from acauth import logs
 from acauth.cli import app
 from acauth.clock import MovableClock
 from acauth.models import AuditEntry, AuditQuery
@@ -35,16 +32,6 @@ from helpers import await_until, signed_headers, token_record
 
 V3 = "/api/user/v3/tokens"
 DAY_MS = 86_400_000
-
-
-@pytest.fixture
-def json_logs() -> Iterator[io.StringIO]:
-    buffer = io.StringIO()
-    logs.configure(json=True, stream=buffer)
-    yield buffer
-    structlog.reset_defaults()
-    logging.getLogger().handlers.clear()
-    logging.getLogger().setLevel(logging.WARNING)
 
 
 def audit_records(server: LiveServer, *args: str) -> list[dict[str, Any]]:

@@ -56,20 +56,7 @@ def test_a_server_started_under_umask_000_keeps_its_files_private(tmp_path: Path
 
 
 def test_init_under_umask_000_makes_a_private_store(tmp_path: Path) -> None:
-    data = tmp_path / "d"
-    old = os.umask(0)
-    try:
-        result = CliRunner().invoke(
-            app, ["--data-dir", str(data), "init"], env={"ACAUTH_SECRET": None}
-        )
-    finally:
-        os.umask(old)
-    assert result.exit_code == 0, result.output
-    assert mode(data) == 0o700
-    assert {p.name: mode(p) for p in data.iterdir()} == {"acauth.db": 0o600, "secret": 0o600}
-
-
-def test_missing_parents_of_the_data_dir_are_made_private_too(tmp_path: Path) -> None:
+    """The data dir and the parents it needed are 0700; its files 0600."""
     data = tmp_path / "a" / "b" / "d"
     old = os.umask(0)
     try:
@@ -80,6 +67,7 @@ def test_missing_parents_of_the_data_dir_are_made_private_too(tmp_path: Path) ->
         os.umask(old)
     assert result.exit_code == 0, result.output
     assert [mode(p) for p in (tmp_path / "a", tmp_path / "a" / "b", data)] == [0o700] * 3
+    assert {p.name: mode(p) for p in data.iterdir()} == {"acauth.db": 0o600, "secret": 0o600}
 
 
 def test_a_data_dir_other_users_may_write_to_is_refused_in_one_line(tmp_path: Path) -> None:

@@ -6,14 +6,12 @@ No refusal here may log an ERROR: each is an ordinary answer, not a failure.
 from __future__ import annotations
 
 import io
-import logging
 from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
-import structlog
 
-from acauth import logs, tokens
+from acauth import tokens
 from acauth.errors import MalformedToken
 from acauth.testing import TEST_SECRET, LiveServer
 from acauth.tokens import Claims
@@ -21,16 +19,6 @@ from helpers import BASE, DEMO_HEADERS, call, login, signed_headers
 
 V3 = "/api/user/v3/tokens"
 INVALID = {"code": "10009", "msg": "invalid credentials", "data": None}
-
-
-@pytest.fixture
-def json_logs() -> Iterator[io.StringIO]:
-    buffer = io.StringIO()
-    logs.configure(json=True, stream=buffer)
-    yield buffer
-    structlog.reset_defaults()
-    logging.getLogger().handlers.clear()
-    logging.getLogger().setLevel(logging.WARNING)
 
 
 @pytest.fixture

@@ -6,35 +6,21 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import logging
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
-import pytest
-import structlog
 from prometheus_client import REGISTRY
 from sqlalchemy import event
 
-from acauth import logs
 from acauth.errors import StorageUnavailable
 from acauth.store.health import LOG_EVERY_S, StoreHealth
 from acauth.testing import LiveServer
 from helpers import BASE, DEMO_HEADERS, call, login
 from pg import ADMIN_URL
-
-
-@pytest.fixture
-def captured_logs() -> Iterator[io.StringIO]:
-    buffer = io.StringIO()
-    logs.configure(json=True, stream=buffer)
-    yield buffer
-    structlog.reset_defaults()
-    logging.getLogger().handlers.clear()
-    logging.getLogger().setLevel(logging.WARNING)
 
 
 def store_errors(op: str, cause: str) -> float:
@@ -68,7 +54,7 @@ def the_store(server: LiveServer) -> Any:
 
 
 def test_store_health_logs_each_cause_at_most_every_10s_and_counts_every_failure(
-    captured_logs: io.StringIO,
+    json_logs: io.StringIO,
 ) -> None:
     now = [1000.0]
     health = StoreHealth("sqlite", monotonic=lambda: now[0])
@@ -82,13 +68,13 @@ def test_store_health_logs_each_cause_at_most_every_10s_and_counts_every_failure
     now[0] += LOG_EVERY_S
     health.failed(full, write=True)
     assert store_errors("write", "disk_full") == before + 6
-    logged = events(captured_logs, "store.write_failed")
+    logged = events(json_logs, "store.write_failed")
     assert [(e["cause"], e["left_out"]) for e in logged] == [("disk_full", 0), ("disk_full", 4)]
     assert logged[0]["detail"] == "database or disk is full" and logged[0]["level"] == "error"
 
 
 def test_sqlite_locked_past_the_timeout(
-    captured_logs: io.StringIO, make_server: Callable[..., LiveServer]
+    json_logs: io.StringIO, make_server: Callable[..., LiveServer]
 ) -> None:
     server = make_server(store_timeout_s=0.2)
     with httpx.Client(base_url=server.base_url, timeout=10) as c:
@@ -103,7 +89,7 @@ def test_sqlite_locked_past_the_timeout(
         assert c.get("/readyz").status_code == 503
         login(c)
         assert c.get("/readyz").status_code == 200
-    (logged,) = events(captured_logs, "store.write_failed")  # rate-limited: one line
+    (logged,) = events(json_logs, "store.write_failed")  # rate-limited: one line
     assert logged["cause"] == "locked" and logged["detail"] == "database is locked"
 
 
@@ -132,7 +118,7 @@ def fill(path: Path, pages: int) -> None:
     conn.close()
 
 
-def test_sqlite_full_disk(captured_logs: io.StringIO, server: LiveServer) -> None:
+def test_sqlite_full_disk(json_logs: io.StringIO, server: LiveServer) -> None:
     path = server.settings.data_dir / "acauth.db"
     engine = the_store(server).runner.engine
     with httpx.Client(base_url=server.base_url, timeout=10) as c:
@@ -150,7 +136,7 @@ def test_sqlite_full_disk(captured_logs: io.StringIO, server: LiveServer) -> Non
         # The readiness probe updates one row in place and succeeds; a login needs room.
         assert c.get("/readyz").status_code == 200
         refused_visibly(server, c, token, "disk_full")
-    assert events(captured_logs, "store.write_failed")[0]["cause"] == "disk_full"
+    assert events(json_logs, "store.write_failed")[0]["cause"] == "disk_full"
 
 
 async def _read_only(name: str, on: bool) -> None:
@@ -167,7 +153,7 @@ async def _read_only(name: str, on: bool) -> None:
 
 
 def test_postgres_read_only(
-    captured_logs: io.StringIO, make_server: Callable[..., LiveServer], pg_url: str
+    json_logs: io.StringIO, make_server: Callable[..., LiveServer], pg_url: str
 ) -> None:
     name = pg_url.rsplit("/", 1)[1]
     server = make_server(database_url=pg_url)
@@ -178,5 +164,5 @@ def test_postgres_read_only(
         asyncio.run(_read_only(name, False))
         login(c)
         assert c.get("/readyz").status_code == 200
-    logged = events(captured_logs, "store.write_failed")
+    logged = events(json_logs, "store.write_failed")
     assert logged and logged[0]["cause"] == "read_only" and logged[0]["database"] == "postgresql"
