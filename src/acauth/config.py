@@ -14,7 +14,7 @@ import os
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 import platformdirs
@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     # Emulator only: its whole state loaded at start and saved on exit; a scenario applied at start.
     emulator_state: Path | None = None
     emulator_scenario: Path | None = None
+    listener: Literal["all", "public", "admin"] = "all"
+    """What this listener serves: ``all``; ``public`` (the AC API, health, metrics, docs);
+    ``admin`` (the admin API and the console, with health)."""
     # The store may be the demo's (published credentials): set by ``acauth serve --demo``.
     demo: bool = False
     log_json: bool | None = None  # None: JSON unless stderr is a terminal

@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from acauth import demo
@@ -31,13 +31,17 @@ from acauth.errors import (
 from acauth.logs import get_logger
 from acauth.metrics import render
 from acauth.passwords import PasswordService
+from acauth.server.admin_api import admin_routes
 from acauth.server.clients import ClientAddresses, parse_networks
+from acauth.server.console import console_routes
 from acauth.server.docs import render_docs
 from acauth.server.emulator import Emulator
 from acauth.server.envelope import JSON, error_response, ok
 from acauth.server.routes import STATE, Runtime, ac_routes, fast_state
+from acauth.service.admin import AdminService
 from acauth.service.auth import AuthService, Policy
 from acauth.service.limits import RateLimiter
+from acauth.service.operators import OperatorService
 from acauth.service.retention import Retention
 from acauth.service.state import VerifyState
 from acauth.store import Store
@@ -165,6 +169,12 @@ def create_app(
             limiter=RateLimiter(settings.login_rate_per_s, settings.login_burst, clock),
         )
         app.state.service = rt.service
+        rt.admin = AdminService(
+            store, keys, clock, min_password_length=settings.min_password_length
+        )
+        rt.operators = OperatorService(
+            store, clock, passwords, min_password_length=settings.min_password_length
+        )
         # Everything alive now lives as long as the process: keep the collector off it.
         gc.collect()
         gc.freeze()
@@ -181,6 +191,8 @@ def create_app(
             passwords.close()
             await store.close()
             rt.service = None
+            rt.admin = None
+            rt.operators = None
 
     async def healthz(request: Request) -> Response:
         return ok({"status": "ok"})
@@ -224,13 +236,17 @@ def create_app(
             response.headers.update(exc.headers)
         return response
 
-    routes = [
-        *ac_routes(rt),
+    public = settings.listener in ("all", "public")
+    operators = settings.listener in ("all", "admin")
+    routes: list[BaseRoute] = [
+        *(ac_routes(rt) if public else []),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
+        *([Route("/metrics", metrics, methods=["GET"])] if public else []),
         Route("/docs", docs, methods=["GET"]),
+        *(admin_routes(rt) if operators else []),
+        *(console_routes(rt) if operators else []),
         *(extra_routes or []),
         *(emulator.routes() if emulator else []),
     ]

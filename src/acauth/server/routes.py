@@ -18,7 +18,9 @@ from acauth.metrics import LATENCY, REQUESTS
 from acauth.models import URL_KINDS, User
 from acauth.server.clients import ClientAddresses
 from acauth.server.envelope import ok, read_headers
+from acauth.service.admin import AdminService
 from acauth.service.auth import AuthService, CenterInfo, IssuedToken
+from acauth.service.operators import OperatorService
 from acauth.wire import JSON, envelope, render_error
 
 log = get_logger("acauth.server")
@@ -37,6 +39,9 @@ class Runtime:
     max_header_bytes: int = 8192
     clients: ClientAddresses = field(default_factory=ClientAddresses)
     service: AuthService | None = field(default=None)
+    admin: AdminService | None = field(default=None)
+    """The admin service of the running store (actor set per request with ``as_actor``)."""
+    operators: OperatorService | None = field(default=None)
 
     @property
     def svc(self) -> AuthService:
