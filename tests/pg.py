@@ -10,6 +10,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import asyncpg
@@ -24,6 +25,15 @@ async def _exec(sql: str) -> None:
         await conn.execute(sql)
     finally:
         await conn.close()
+
+
+# Dropping a database takes a checkpoint's time: done while the next tests run.
+# The interpreter waits for the pending drops at exit.
+_drops = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pg-drop")
+
+
+def _drop_later(name: str) -> None:
+    _drops.submit(asyncio.run, _exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def require_postgres() -> str:
@@ -51,7 +61,7 @@ def pg_url(postgres: str) -> Iterator[str]:
     try:
         yield f"{base}/{name}"
     finally:
-        asyncio.run(_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        _drop_later(name)
 
 
 @contextmanager
@@ -64,4 +74,4 @@ def fresh_database() -> Iterator[str]:
     try:
         yield f"{base}/{name}"
     finally:
-        asyncio.run(_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        _drop_later(name)
