@@ -73,6 +73,7 @@ def live(
             demo=False,
             login_rate_per_s=0,
             hash_queue=200,
+            lockout_base_s=60,  # a loaded machine's burst must not outlast the first lock
         )
         yield stack.enter_context(server)
 

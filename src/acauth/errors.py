@@ -34,9 +34,11 @@ statuses::
     │   │                                the platform's way to say "account disabled")
     │   ├── AccountLocked           (429, Retry-After)
     │   ├── SignatureReplayed
-    │   └── WrongTokenKind
-    │       ├── PlatformTokenRefused
-    │       └── RegionAccessRemoved
+    │   ├── WrongTokenKind
+    │   │   ├── PlatformTokenRefused
+    │   │   └── RegionAccessRemoved
+    │   └── OperatorUnauthorized    (401: administration, no valid operator key,
+    │                                password or session)
     └── TransportError              no code: the SDK got no usable answer from the server
 
 :func:`error_for` turns a wire code and message back into the most precise class
@@ -240,6 +242,15 @@ class PlatformTokenRefused(WrongTokenKind):
 
 class RegionAccessRemoved(WrongTokenKind):
     default_msg = "region access removed"
+
+
+class OperatorUnauthorized(VerificationFailed):
+    """Administration: a missing or unknown operator key, a wrong operator name or
+    password, or a disabled operator. The admin API answers 401."""
+
+    default_msg = "operator authentication required"
+    http_status = 401
+    on_wire = False
 
 
 class TransportError(AuthError):

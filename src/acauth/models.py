@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
 
 
 class AccountStatus(StrEnum):
@@ -113,10 +116,15 @@ class Change:
 @dataclass(frozen=True, slots=True)
 class Lockout:
     """The login attempts counted for a name. ``failures`` 0: an attempt not counted,
-    because the name was locked until ``locked_until_ms``."""
+    because the name was locked until ``locked_until_ms``.
+
+    ``name``, where a list of them says whose: a user name, ``operator:NAME``, or
+    ``key:ACCESS_KEY``.
+    """
 
     failures: int
     locked_until_ms: int
+    name: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,3 +151,76 @@ class AuditQuery:
     since_ms: int | None = None
     until_ms: int | None = None
     limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of a longer list; ``next`` is the opaque cursor of the page after, if any."""
+
+    items: list[T]
+    next: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    """A configured signing secret, by fingerprint: the first is ``active`` (it signs),
+    the others only verify."""
+
+    fingerprint: str
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Overview:
+    """The state of the service at a glance (the console's first page).
+
+    ``logins_24h``: successful logins; ``failures_24h``: refused passwords and
+    signatures; ``store``: ``ok`` or why it takes no writes (``disk_full``…).
+    """
+
+    users: int
+    live_tokens: int
+    logins_24h: int
+    failures_24h: int
+    lockouts: list[Lockout]
+    store: str
+    signing: list[SigningKey]
+
+
+@dataclass(frozen=True, slots=True)
+class Operator:
+    """Someone who runs acauth (the console, the admin API), apart from the AC users."""
+
+    name: str
+    enabled: bool
+    created_ms: int
+    last_login_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorKey:
+    """An operator's API key, never its secret: ``id`` is public and names it for revocation."""
+
+    id: str
+    operator: str
+    label: str
+    created_ms: int
+    last_used_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A console session: who, until when, and the CSRF token of its forms."""
+
+    operator: str
+    expires_ms: int
+    csrf: str
+
+
+@dataclass(frozen=True, slots=True)
+class BackupSummary:
+    """What a backup holds: ``kind`` ``sqlite`` or ``jsonl``, its schema revision, rows by table."""
+
+    kind: str
+    revision: str
+    rows: dict[str, int]

@@ -14,7 +14,9 @@ from typing import Annotated
 import typer
 
 from acauth.cli import admin, client
+from acauth.cli.backup import backup, restore
 from acauth.cli.init import init
+from acauth.cli.operator import operator_app
 from acauth.cli.output import StoreOptions
 from acauth.cli.serve import serve
 
@@ -65,6 +67,9 @@ app.add_typer(admin.grant_app, name="grant")
 app.add_typer(admin.key_app, name="key")
 app.add_typer(admin.token_app, name="token")
 app.add_typer(admin.audit_app, name="audit")
+app.add_typer(operator_app, name="operator")
+app.command()(backup)
+app.command()(restore)
 app.command()(client.login)
 app.command()(client.whoami)
 app.command()(client.regions)

@@ -14,6 +14,7 @@ import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from acauth.errors import AuthError, StorageUnavailable
 
@@ -23,8 +24,10 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-console = Console()
-err_console = Console(stderr=True)
+# What the commands print holds names and labels anyone may have chosen: never
+# read as Rich markup (``[link=…]``, a stray ``[/x]``), whoever calls print.
+console = Console(markup=False)
+err_console = Console(stderr=True, markup=False)
 
 # Top-level packages that come with ``pip install 'acauth[server]'``.
 SERVER_PACKAGES = frozenset(
@@ -33,6 +36,8 @@ SERVER_PACKAGES = frozenset(
         "argon2",
         "asyncpg",
         "cryptography",
+        "jinja2",
+        "markupsafe",
         "prometheus_client",
         "pydantic_settings",
         "sqlalchemy",
@@ -143,11 +148,11 @@ def emit(rows: Sequence[dict[str, Any]], *, as_json: bool, title: str | None = N
     if not rows:
         console.print("(none)")
         return
-    table = Table(title=title)
+    table = Table(title=None if title is None else _cell(title))
     for col in rows[0]:
-        table.add_column(col)
+        table.add_column(_cell(col))
     for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row.values()))
+        table.add_row(*(_cell("" if v is None else str(v)) for v in row.values()))
     console.print(table)
 
 
@@ -159,5 +164,12 @@ def emit_one(obj: dict[str, Any], *, as_json: bool) -> None:
     table.add_column("field", style="bold")
     table.add_column("value")
     for k, v in obj.items():
-        table.add_row(k, v if isinstance(v, str) else orjson.dumps(v).decode())
+        table.add_row(_cell(k), _cell(v if isinstance(v, str) else orjson.dumps(v).decode()))
     console.print(table)
+
+
+def _cell(value: str) -> Text:
+    """A table cell shown as it is: not read as markup, control characters escaped."""
+    if not value.isprintable():
+        value = "".join(ch if ch.isprintable() else f"\\u{ord(ch):04x}" for ch in value)
+    return Text(value)

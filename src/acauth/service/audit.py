@@ -8,7 +8,18 @@ refusals are one record per window with a count (see :data:`COUNTED`).
 
 from __future__ import annotations
 
+import csv
+import getpass
+import io
+import os
+from collections.abc import Iterable
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import orjson
+
 from acauth.clock import Clock
+from acauth.errors import StorageUnavailable
 from acauth.logs import get_logger
 from acauth.metrics import EVENTS
 from acauth.models import AuditEntry
@@ -20,12 +31,28 @@ WARN_KINDS = frozenset({"token.reuse", "token.chain_revoked", "login.replay", "l
 
 # Refusals a caller can repeat at will: one record per window, with a count.
 COUNTED = frozenset(
-    {"login.failed", "login.locked", "login.replay", "login.disabled", "token.reuse"}
+    {
+        "login.failed",
+        "login.locked",
+        "login.replay",
+        "login.disabled",
+        "token.reuse",
+        "operator.sign_in_failed",
+        "operator.key_refused",
+    }
 )
 WINDOW_MS = 60_000
 
 MAX_FIELD = 255  # the store's user and subject columns
 KEPT = 64  # what is kept of a longer value
+
+
+def os_actor() -> str:
+    """Who changes things from this process when no operator is named: the system user."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid:{os.getuid()}"
 
 
 def clean(value: str) -> str:
@@ -76,9 +103,69 @@ async def record(store: Store, e: AuditEntry) -> None:
     emit(e)
 
 
+class Sampled:
+    """Refusals anyone may send at will, without credentials: the first of each window
+    per kind is recorded (with ``unrecorded_before``: how many this process refused
+    since its last record of that kind), the rest only counted in memory and in
+    ``acauth_events_total``. However many arrive, the store takes one write a window."""
+
+    def __init__(self, store: Store, every_ms: int = WINDOW_MS) -> None:
+        self.store = store
+        self.every_ms = every_ms
+        self._next_ms: dict[str, int] = {}
+        self._unrecorded: dict[str, int] = {}
+
+    async def record(self, e: AuditEntry) -> None:
+        if e.at_ms < self._next_ms.get(e.kind, 0):
+            self._unrecorded[e.kind] = self._unrecorded.get(e.kind, 0) + 1
+            EVENTS.labels(e.kind).inc()
+            return
+        self._next_ms[e.kind] = e.at_ms + self.every_ms
+        before = self._unrecorded.pop(e.kind, 0)
+        kept = replace(e, detail={**e.detail, "unrecorded_before": before})
+        try:
+            await record(self.store, kept)
+        except StorageUnavailable:
+            # The caller is refused all the same; the next record will count this one.
+            self._unrecorded[e.kind] = self._unrecorded.get(e.kind, 0) + before + 1
+            self._next_ms[e.kind] = e.at_ms
+            EVENTS.labels(e.kind).inc()
+
+
 def emit(e: AuditEntry, *, log_it: bool = True) -> None:
     """The log line of an entry the store has kept (unless ``log_it`` is False: counted only)."""
     EVENTS.labels(e.kind).inc()
     if log_it:
         fields = {"user": e.user, **({"subject": e.subject} if e.subject else {}), **e.detail}
         (log.warning if e.kind in WARN_KINDS else log.info)(e.kind, **fields)
+
+
+CSV_COLUMNS = ("at", "kind", "user", "subject", "actor", "detail")
+# A spreadsheet reads a cell starting with one of these as a formula (CSV injection).
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: str) -> str:
+    return "'" + value if value.startswith(_FORMULA) else value
+
+
+def to_csv(entries: Iterable[AuditEntry]) -> str:
+    """Audit records as CSV with a header row: ``at`` (ISO 8601, UTC), ``kind``, ``user``,
+    ``subject``, ``actor``, ``detail`` (JSON). A cell a spreadsheet would read as a
+    formula is prefixed with ``'``."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for e in entries:
+        at = datetime.fromtimestamp(e.at_ms / 1000, tz=UTC).isoformat(timespec="milliseconds")
+        actor = e.detail.get("actor", "")
+        row = (
+            at,
+            e.kind,
+            e.user,
+            e.subject,
+            actor if isinstance(actor, str) else str(actor),
+            orjson.dumps(e.detail).decode(),
+        )
+        writer.writerow([_cell(v) for v in row])
+    return out.getvalue()

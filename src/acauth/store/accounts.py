@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sqlalchemy import BigInteger, bindparam, case, delete, func, insert, literal, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
@@ -17,6 +19,8 @@ _ORG = select(t.orgs).where(t.orgs.c.org_id == bindparam("org"))
 _USER = select(t.users).where(t.users.c.user_id == bindparam("uid"))
 _USER_BY_NAME = select(t.users).where(t.users.c.name == bindparam("uname"))
 _LOCKOUT = select(t.login_failures).where(t.login_failures.c.name == bindparam("uname"))
+_CLEAR = delete(t.login_failures).where(t.login_failures.c.name == bindparam("uname"))
+_IN_BATCH = 500  # ids per IN list: well under every backend's limit of parameters
 
 
 def lock_durations(base_ms: int, max_ms: int) -> list[int]:
@@ -120,9 +124,51 @@ class Accounts:
 
         return await self._runner.read(run)
 
+    async def names_of(self, user_ids: Iterable[int]) -> dict[int, str]:
+        """The names of the users with these ids (an unknown id: absent)."""
+        wanted = sorted(set(user_ids))
+        users = t.users
+
+        def run(conn: Connection) -> dict[int, str]:
+            found: dict[int, str] = {}
+            for i in range(0, len(wanted), _IN_BATCH):
+                q = select(users.c.user_id, users.c.name).where(
+                    users.c.user_id.in_(wanted[i : i + _IN_BATCH])
+                )
+                found.update((r.user_id, r.name) for r in conn.execute(q))
+            return found
+
+        return await self._runner.read(run)
+
     async def list_users(self) -> list[User]:
         def run(conn: Connection) -> list[User]:
             return [rows.user(r) for r in conn.execute(select(t.users).order_by(t.users.c.name))]
+
+        return await self._runner.read(run)
+
+    async def search_users(self, text: str, after: str | None, limit: int) -> list[User]:
+        """Up to ``limit`` users whose name, full name or email holds ``text`` (any case),
+        by name, from the first name after ``after``."""
+        u = t.users
+        q = select(u).order_by(u.c.name).limit(limit)
+        if text:
+            needle = text.lower()
+            q = q.where(
+                func.lower(u.c.name).contains(needle, autoescape=True)
+                | func.lower(u.c.full_name).contains(needle, autoescape=True)
+                | func.lower(u.c.email).contains(needle, autoescape=True)
+            )
+        if after is not None:
+            q = q.where(u.c.name > after)
+
+        def run(conn: Connection) -> list[User]:
+            return [rows.user(r) for r in conn.execute(q)]
+
+        return await self._runner.read(run)
+
+    async def count_users(self) -> int:
+        def run(conn: Connection) -> int:
+            return int(conn.execute(select(func.count()).select_from(t.users)).scalar_one())
 
         return await self._runner.read(run)
 
@@ -162,6 +208,21 @@ class Accounts:
         def run(conn: Connection) -> Lockout | None:
             r = conn.execute(_LOCKOUT, {"uname": name}).first()
             return Lockout(r.failures, r.locked_until_ms) if r else None
+
+        return await self._runner.read(run)
+
+    async def lockouts(self, now_ms: int, limit: int = 100) -> list[Lockout]:
+        """The names locked at ``now_ms``, the longest-locked first."""
+        fails = t.login_failures
+        q = (
+            select(fails)
+            .where(fails.c.locked_until_ms > now_ms)
+            .order_by(fails.c.locked_until_ms.desc(), fails.c.name)
+            .limit(limit)
+        )
+
+        def run(conn: Connection) -> list[Lockout]:
+            return [Lockout(r.failures, r.locked_until_ms, r.name) for r in conn.execute(q)]
 
         return await self._runner.read(run)
 
@@ -214,9 +275,14 @@ class Accounts:
 
         return await self._runner.tx(run)
 
-    async def clear_failures(self, name: str) -> None:
-        def run(conn: Connection) -> None:
-            conn.execute(delete(t.login_failures).where(t.login_failures.c.name == name))
+    async def clear_failures(self, *names: str) -> bool:
+        """Forget the attempts counted for ``names``; False if none had any."""
+
+        def run(conn: Connection) -> bool:
+            if len(names) == 1:  # every successful login: the statement built once
+                return bool(conn.execute(_CLEAR, {"uname": names[0]}).rowcount)
+            res = conn.execute(delete(t.login_failures).where(t.login_failures.c.name.in_(names)))
+            return bool(res.rowcount)
 
         return await self._runner.tx(run)
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import JSON, Integer, Select, cast, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from acauth.models import AuditEntry, AuditQuery
@@ -89,18 +91,58 @@ class Audit:
 
     async def entries(self, query: AuditQuery) -> list[AuditEntry]:
         """The records ``query`` selects, newest first."""
-        q = select(t.audit).order_by(t.audit.c.at_ms.desc(), t.audit.c.id.desc())
-        q = q.limit(query.limit)
-        if query.user is not None:
-            q = q.where(t.audit.c.user == query.user)
-        if query.kind is not None:
-            q = q.where(t.audit.c.kind.startswith(query.kind, autoescape=True))
-        if query.since_ms is not None:
-            q = q.where(t.audit.c.at_ms >= query.since_ms)
-        if query.until_ms is not None:
-            q = q.where(t.audit.c.at_ms < query.until_ms)
+        entries, _ = await self.page(query)
+        return entries
 
-        def run(conn: Connection) -> list[AuditEntry]:
-            return [rows.audit_entry(r) for r in conn.execute(q)]
+    async def page(
+        self, query: AuditQuery, after: tuple[int, int] | None = None
+    ) -> tuple[list[AuditEntry], tuple[int, int] | None]:
+        """The records ``query`` selects, newest first, from the one after ``after``.
+
+        Returns them and the key (``at_ms``, id) of the last, which continues the
+        list: None when no more are left.
+        """
+        a = t.audit
+        q = _selected(select(a), query).order_by(a.c.at_ms.desc(), a.c.id.desc())
+        if after is not None:
+            at, last = after
+            q = q.where((a.c.at_ms < at) | ((a.c.at_ms == at) & (a.c.id < last)))
+        q = q.limit(query.limit + 1)
+
+        def run(conn: Connection) -> tuple[list[AuditEntry], tuple[int, int] | None]:
+            found = list(conn.execute(q))
+            more = len(found) > query.limit
+            found = found[: query.limit]
+            key = (found[-1].at_ms, found[-1].id) if more else None
+            return [rows.audit_entry(r) for r in found], key
 
         return await self._runner.read(run)
+
+    async def count(self, kind: str, since_ms: int) -> int:
+        """How many ``kind`` events since ``since_ms``, a counted record as its count."""
+        a = t.audit
+        if self._runner.dialect == "postgresql":
+            n = cast(func.json_extract_path_text(cast(a.c.detail, JSON), "count"), Integer)
+        else:
+            n = cast(func.json_extract(a.c.detail, "$.count"), Integer)
+        q = select(func.coalesce(func.sum(func.coalesce(n, 1)), 0)).where(
+            a.c.kind == kind, a.c.at_ms >= since_ms
+        )
+
+        def run(conn: Connection) -> int:
+            return int(conn.execute(q).scalar_one())
+
+        return await self._runner.read(run)
+
+
+def _selected(q: Select[Any], query: AuditQuery) -> Select[Any]:
+    a = t.audit
+    if query.user is not None:
+        q = q.where(a.c.user == query.user)
+    if query.kind is not None:
+        q = q.where(a.c.kind.startswith(query.kind, autoescape=True))
+    if query.since_ms is not None:
+        q = q.where(a.c.at_ms >= query.since_ms)
+    if query.until_ms is not None:
+        q = q.where(a.c.at_ms < query.until_ms)
+    return q

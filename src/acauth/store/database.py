@@ -139,10 +139,32 @@ def create_engine(url: str, *, timeout_s: float = 2.0) -> AsyncEngine:
     )
 
 
-def _upgrade(connection: Connection, where: str, create: bool) -> None:
+def _config(connection: Connection | None = None) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["connection"] = connection
+    return cfg
+
+
+def revisions() -> list[str]:
+    """The schema revisions this acauth knows, oldest first (the last is the newest)."""
+    return [
+        r.revision for r in reversed(list(ScriptDirectory.from_config(_config()).walk_revisions()))
+    ]
+
+
+def current_revision(connection: Connection) -> str | None:
+    """The schema revision of the database ``connection`` is on (None: no acauth schema)."""
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade_to(connection: Connection, revision: str) -> None:
+    """Bring an empty or older schema to ``revision`` (not beyond)."""
+    command.upgrade(_config(connection), revision)
+
+
+def _upgrade(connection: Connection, where: str, create: bool) -> None:
+    cfg = _config(connection)
     current = MigrationContext.configure(connection).get_current_revision()
     if current is None:
         foreign = sorted(inspect(connection).get_table_names())

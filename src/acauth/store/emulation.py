@@ -21,6 +21,8 @@ from acauth.store.runner import Runner
 TABLES: tuple[Table, ...] = tuple(t.metadata.sorted_tables)  # parents before children
 _BY_NAME = {table.name: table for table in TABLES}
 _tok = t.issued_tokens
+# Tables a state saved by an earlier acauth may lack: empty when it does.
+_ADDED_LATER = frozenset({"operators", "operator_keys", "console_sessions"})
 
 
 def _serial_columns(table: Table) -> list[str]:
@@ -88,10 +90,10 @@ class EmulatorQueries:
         unknown = set(data) - set(_BY_NAME)
         if unknown:
             raise InvalidParameter(f"state store: unknown table {sorted(unknown)[0]}")
-        missing = set(_BY_NAME) - set(data)
+        missing = set(_BY_NAME) - set(data) - _ADDED_LATER
         if missing:
             raise InvalidParameter(f"state store: table {sorted(missing)[0]} is missing")
-        rows = {table.name: _from_json(table, data[table.name]) for table in TABLES}
+        rows = {table.name: _from_json(table, data.get(table.name, [])) for table in TABLES}
 
         def run(conn: Connection) -> None:
             for table in reversed(TABLES):

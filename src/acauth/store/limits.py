@@ -24,6 +24,21 @@ def _length(column: Column[str]) -> int:
 USER_NAME = _length(t.users.c.name)
 ORG_ID = _length(t.orgs.c.org_id)
 ACCESS_KEY = _length(t.access_keys.c.access_key)
+OPERATOR_NAME = _length(t.operators.c.name)
+ORG_NAME = _length(t.orgs.c.name)
+REGION_NAME = _length(t.regions.c.name)
+COMPUTE_USER = _length(t.grants.c.compute_user)
+HOME_PATH = _length(t.grants.c.home_path)
+URL = _length(t.region_urls.c.url)
+URL_VERSION = _length(t.region_urls.c.version)
+JTI = _length(t.issued_tokens.c.jti)
+OPERATOR_KEY_ID = _length(t.operator_keys.c.id)
+USER_FIELDS = {
+    str(c.name): c.type.length
+    for c in t.users.c
+    if isinstance(c.type, String) and c.type.length is not None
+}
+"""The user columns holding text, and how long each may be."""
 
 
 def fit(table: Table, **values: Any) -> None:

@@ -12,7 +12,7 @@ from acauth.store.runner import Runner
 DEMO = "demo"
 PROBE = "probe"
 
-_CONTENT = (t.orgs, t.users, t.regions, t.access_keys)
+_CONTENT = (t.orgs, t.users, t.regions, t.access_keys, t.operators)
 
 
 class Meta:
@@ -27,7 +27,8 @@ class Meta:
         return await self._runner.read(run)
 
     async def claim(self, key: str, value: str, now_ms: int) -> bool:
-        """Set ``key`` if it is set already or the store holds no org, user, region or key.
+        """Set ``key`` if it is set already or the store holds no org, user, region, key
+        or operator.
 
         False, and nothing written, when the store holds content made without it.
         """

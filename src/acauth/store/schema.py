@@ -172,3 +172,49 @@ store_meta = Table(
     Column("value", Text, nullable=False),
     Column("updated_ms", BigInteger, nullable=False),
 )
+
+# Operators (the console, the admin API), apart from the AC users. A key and a
+# console session are kept as the SHA-256 digest of their secret, never the secret.
+operators = Table(
+    "operators",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("password_hash", Text, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("last_login_ms", BigInteger, nullable=True),
+)
+
+operator_keys = Table(
+    "operator_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column(
+        "operator",
+        String(64),
+        ForeignKey("operators.name", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("digest", String(64), nullable=False, unique=True),
+    Column("label", String(255), nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("last_used_ms", BigInteger, nullable=True),
+    Index("ix_operator_keys_operator", "operator"),
+)
+
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("digest", String(64), primary_key=True),
+    Column(
+        "operator",
+        String(64),
+        ForeignKey("operators.name", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("csrf", String(64), nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("expires_ms", BigInteger, nullable=False),
+    Index("ix_console_sessions_operator", "operator"),
+    Index("ix_console_sessions_expires", "expires_ms"),
+)

@@ -15,10 +15,12 @@ from sqlalchemy.engine import Connection
 from acauth.errors import StorageUnavailable
 from acauth.store.accounts import Accounts
 from acauth.store.audit import Audit
+from acauth.store.backup import Backups
 from acauth.store.changes import Changes
 from acauth.store.database import location
 from acauth.store.keys import AccessKeys
 from acauth.store.meta import Meta
+from acauth.store.operators import Operators
 from acauth.store.regions import Regions
 from acauth.store.runner import Runner, open_runner
 from acauth.store.tokens import Tokens
@@ -32,10 +34,13 @@ class Store:
     ``accounts``: orgs, users, failed logins; ``regions``: regions and grants;
     ``keys``: access keys and used signatures; ``tokens``: issued tokens;
     ``changes``: the change log; ``audit``: the audit table; ``meta``: facts about
-    the store itself (the demo mark).
+    the store itself (the demo mark); ``operators``: operators, their API keys and
+    console sessions; ``backups``: backup and restore of the whole store.
     """
 
-    def __init__(self, runner: Runner, location: str = "the store") -> None:
+    def __init__(
+        self, runner: Runner, location: str = "the store", *, timeout_s: float = 2.0
+    ) -> None:
         self.runner = runner
         # Where it is, for messages: its file, or PostgreSQL host:port/database.
         self.location = location
@@ -46,6 +51,8 @@ class Store:
         self.changes = Changes(runner)
         self.audit = Audit(runner)
         self.meta = Meta(runner)
+        self.operators = Operators(runner)
+        self.backups = Backups(runner, location, timeout_s=timeout_s)
 
     @classmethod
     async def open(cls, url: str, *, timeout_s: float = 2.0, create: bool = True) -> Store:
@@ -55,7 +62,8 @@ class Store:
         SQLite's retries on a lock held by another process. ``create`` False
         refuses a place where no acauth store exists yet (ConfigError).
         """
-        return cls(await open_runner(url, timeout_s=timeout_s, create=create), location(url))
+        runner = await open_runner(url, timeout_s=timeout_s, create=create)
+        return cls(runner, location(url), timeout_s=timeout_s)
 
     @property
     def dialect(self) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from array import array
 from collections.abc import Sequence
 
-from sqlalchemy import and_, bindparam, delete, insert, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from acauth.errors import DoesNotExist
@@ -44,6 +44,14 @@ _SUCCESSOR_OF = select(_tok).where(
     _tok.c.jti
     == select(_tok.c.successor_jti).where(_tok.c.jti == bindparam("old")).scalar_subquery()
 )
+
+
+def _live(now_ms: int) -> tuple[ColumnElement[bool], ...]:
+    return (
+        _tok.c.expire_ms > now_ms,
+        _tok.c.revoked_ms.is_(None),
+        _tok.c.successor_jti.is_(None),
+    )
 
 
 def revoke_all(conn: Connection, user_id: int, now_ms: int) -> None:
@@ -171,6 +179,43 @@ class Tokens:
             return int(res.rowcount)
 
         return await self._runner.tx(run)
+
+    async def live_for_user(
+        self,
+        user_id: int,
+        now_ms: int,
+        *,
+        after: tuple[int, str] | None = None,
+        limit: int | None = None,
+    ) -> list[TokenRecord]:
+        """The user's tokens neither expired, revoked nor renewed; the newest first.
+
+        ``after``: the (``issued_ms``, ``jti``) of the last token of the page before.
+        """
+        q = (
+            select(_tok)
+            .where(_tok.c.user_id == user_id, *_live(now_ms))
+            .order_by(_tok.c.issued_ms.desc(), _tok.c.jti)
+        )
+        if after is not None:
+            at, jti = after
+            q = q.where((_tok.c.issued_ms < at) | ((_tok.c.issued_ms == at) & (_tok.c.jti > jti)))
+        if limit is not None:
+            q = q.limit(limit)
+
+        def run(conn: Connection) -> list[TokenRecord]:
+            return [rows.token(r) for r in conn.execute(q)]
+
+        return await self._runner.read(run)
+
+    async def count_live(self, now_ms: int) -> int:
+        """How many tokens are neither expired, revoked nor renewed."""
+        q = select(func.count()).select_from(_tok).where(*_live(now_ms))
+
+        def run(conn: Connection) -> int:
+            return int(conn.execute(q).scalar_one())
+
+        return await self._runner.read(run, bulk=True)
 
     async def prune(self, expired_before_ms: int, batch: int = 5_000) -> int:
         """Delete up to ``batch`` records of tokens that expired before ``expired_before_ms``."""
