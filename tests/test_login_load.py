@@ -166,7 +166,7 @@ def test_x_forwarded_for_is_believed_only_from_a_trusted_proxy(
     # Behind the proxy, each forwarded client has its own bucket.
     by_proxy = asyncio.run(msgs(trusting, "127.0.0.2", forwarded))
     assert by_proxy == ["invalid credentials"] * 2 + [LIMITED]
-    # Anyone else's X-Forwarded-For is ignored (127.0.0.1 too, which uvicorn would
-    # believe by itself): one bucket, the peer's.
+    # Anyone else's X-Forwarded-For is ignored (127.0.0.1 too, which some servers
+    # believe by themselves): one bucket, the peer's.
     by_peer = asyncio.run(msgs(not_trusting, "127.0.0.1", forwarded))
     assert by_peer == ["invalid credentials"] + [LIMITED] * 2

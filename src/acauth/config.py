@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import orjson
 import platformdirs
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -62,6 +62,13 @@ class Settings(BaseSettings):
     lockout_base_s: float = Field(default=1.0, gt=0)
     lockout_max_s: float = Field(default=300.0, gt=0)
     max_header_bytes: int = Field(default=8192, gt=0)
+    # The front door (README "Limits of the front door"): what the HTTP server itself holds to.
+    max_header_block_bytes: int = Field(default=65_536, ge=8192)
+    header_timeout_s: float = Field(default=5.0, gt=0, le=3600)
+    max_connections: int = Field(default=1000, gt=0)
+    backlog: int = Field(default=1024, ge=128)
+    max_body_bytes: int = Field(default=1_048_576, gt=0)
+    access_log: bool = False
     hash_workers: int = Field(default_factory=lambda: max(1, (os.cpu_count() or 2) - 1), gt=0)
     refresh_interval_s: float = Field(default=0.25, gt=0)
 
@@ -79,6 +86,15 @@ class Settings(BaseSettings):
         for item in filter(None, (part.strip() for part in value.split(","))):
             ipaddress.ip_network(item, strict=False)  # its ValueError says which, in one line
         return value
+
+    @model_validator(mode="after")
+    def _a_header_value_fits_in_the_block(self) -> Settings:
+        # A value over max_header_bytes must reach the app, to be answered with 10004.
+        if self.max_header_block_bytes <= self.max_header_bytes:
+            raise ValueError(
+                "ACAUTH_MAX_HEADER_BLOCK_BYTES must be larger than ACAUTH_MAX_HEADER_BYTES"
+            )
+        return self
 
     min_password_length: int = Field(default=8, ge=1)
 
@@ -127,10 +143,7 @@ class Settings(BaseSettings):
         try:
             return cls(**values)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{ENV_PREFIX}{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}"
-                for e in exc.errors()
-            )
+            problems = "; ".join(_problem(e) for e in exc.errors())
             raise ConfigError(f"bad configuration: {problems}") from None
 
     def to_worker_env(self) -> dict[str, str]:
@@ -185,6 +198,14 @@ class Settings(BaseSettings):
             if len(k) < MIN_SECRET_BYTES:
                 raise ConfigError(f"secret from {source} is shorter than {MIN_SECRET_BYTES} bytes")
         return keys
+
+
+def _problem(error: Any) -> str:
+    """One validation error in a line: the variable and what is wrong with it."""
+    if error["loc"]:
+        return f"{ENV_PREFIX}{'.'.join(map(str, error['loc'])).upper()}: {error['msg']}"
+    # A rule across fields says itself which variables it is about.
+    return str(error.get("ctx", {}).get("error", error["msg"]))
 
 
 def normalise_database_url(url: str) -> str:

@@ -20,7 +20,7 @@ def _dumps(obj: Any, **_: Any) -> str:
 def configure(
     *, json: bool | None = None, level: int = logging.INFO, stream: TextIO | None = None
 ) -> None:
-    """Route structlog and the standard library (uvicorn) through one renderer.
+    """Route structlog and the standard library (the HTTP server's own lines) through one renderer.
 
     ``json=None`` chooses: readable lines on a terminal, JSON lines otherwise
     (a service's logs go to a collector, and JSON costs a fraction of the time).
@@ -62,9 +62,6 @@ def configure(
     # keys): they stay at WARNING whatever the level asked for.
     for name in ("asyncpg", "sqlalchemy", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    access = logging.getLogger("uvicorn.access")
-    if not any(isinstance(f, _AccessLine) for f in access.filters):
-        access.addFilter(_AccessLine())
 
 
 _JWT = re.compile(r"[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
@@ -74,17 +71,11 @@ def _fingerprints(match: re.Match[str]) -> str:
     return f"<token {fingerprint(match.group())}>"
 
 
-class _AccessLine(logging.Filter):
-    """The access log (``--access-log``) keeps the path without its query, and names a
-    token in the path by fingerprint: a careless client may put a token or password there."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
-            path, query = args[2].partition("?")[::2]
-            path = _JWT.sub(_fingerprints, path) + ("?…" if query else "")
-            record.args = (args[0], args[1], path, args[3], args[4])
-        return True
+def access_path(path: str, query: bytes) -> str:
+    """A request's path as the access log (``--access-log``) keeps it: without its query
+    (``?…`` says there was one), a token in it named by fingerprint — a careless client
+    may put a token or a password in the URL."""
+    return _JWT.sub(_fingerprints, path) + ("?…" if query else "")
 
 
 class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]

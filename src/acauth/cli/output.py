@@ -42,8 +42,8 @@ SERVER_PACKAGES = frozenset(
         "pydantic_settings",
         "sqlalchemy",
         "starlette",
+        "granian",
         "structlog",
-        "uvicorn",
         "uvloop",
     }
 )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import ipaddress
+import multiprocessing
 import os
 import re
 import shlex
@@ -11,8 +13,11 @@ import shutil
 import signal
 import socket
 import tempfile
+import threading
+import time
+from importlib.util import find_spec
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -20,6 +25,10 @@ from acauth.cli.output import console, fail, run, server_missing, settings
 
 if TYPE_CHECKING:
     from acauth.config import Settings
+
+FACTORY = "acauth.server.app:app_from_env"
+# On SIGINT or SIGTERM, what requests in flight get to finish before a worker is killed.
+STOP_GRACE_S = 10
 
 
 def is_loopback(host: str) -> bool:
@@ -31,8 +40,15 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def is_unspecified(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return host == ""
+
+
 def check_port(host: str, port: int) -> None:
-    """Fail with one line unless ``host:port`` can be listened on, bound as uvicorn will."""
+    """Fail with one line unless ``host:port`` can be listened on."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -95,12 +111,27 @@ def serve(
     log_json: Annotated[
         bool | None, typer.Option(help="JSON log lines (default: unless on a terminal).")
     ] = None,
-    access_log: Annotated[bool, typer.Option(help="Log every request line.")] = False,
+    access_log: Annotated[
+        bool | None, typer.Option(help="Log every request (no query, tokens by fingerprint).")
+    ] = None,
+    admin_port: Annotated[
+        int | None,
+        typer.Option(
+            envvar="ACAUTH_ADMIN_PORT",
+            min=1,
+            max=65535,
+            help="Serve the admin API and console here, not on --port.",
+        ),
+    ] = None,
+    admin_host: Annotated[
+        str | None,
+        typer.Option(
+            envvar="ACAUTH_ADMIN_HOST", help="Where --admin-port listens. Default: --host."
+        ),
+    ] = None,
 ) -> None:
     """Run the token service."""
     try:
-        import uvicorn
-
         from acauth import demo as demo_tenant
         from acauth.clock import SystemClock
         from acauth.errors import ConfigError
@@ -110,6 +141,8 @@ def serve(
         from acauth.store import Store
     except ModuleNotFoundError as exc:
         raise server_missing(exc) from None
+    if find_spec("granian") is None:
+        raise fail("granian is missing: this command needs pip install 'acauth[server]'")
     if emulator and workers != 1:
         raise fail("--emulator runs one worker: its clock and faults live in one process")
     if emulator and not is_loopback(host):
@@ -121,6 +154,18 @@ def serve(
         raise fail(problem)
     if demo and not is_loopback(host):
         raise fail(f"--demo serves published credentials and binds loopback only, not {host}")
+    admin_at = None if admin_port is None else (admin_host or host, admin_port)
+    if admin_at is None and admin_host is not None:
+        raise fail("--admin-host says where --admin-port listens: add --admin-port")
+    if admin_at is not None:
+        if emulator:
+            raise fail("--emulator serves one listener: its clock and faults live in one process")
+        if demo and not is_loopback(admin_at[0]):
+            raise fail(f"--demo binds loopback only, not {admin_at[0]} (--admin-host)")
+        if admin_port == port and (
+            admin_at[0] == host or is_unspecified(host) or is_unspecified(admin_at[0])
+        ):
+            raise fail(f"--admin-port {port} is --port: the admin listener needs a port of its own")
     cfg = settings(
         ctx,
         data_dir=data_dir,
@@ -132,13 +177,27 @@ def serve(
         emulator_state=state.absolute() if state else None,
         emulator_scenario=scenario.absolute() if scenario else None,
         log_json=log_json,
+        access_log=access_log,
+        listener="public" if admin_at else None,
         demo=demo,  # False wins over ACAUTH_DEMO: only --demo serves the demo's store
     )
+    admin_off = (
+        admin_at is None and not is_loopback(host) and "listener" not in cfg.model_fields_set
+    )
+    if admin_off:
+        # A public address carries the AC API only, unless the admin surface is asked for:
+        # its own listener (--admin-port), or ACAUTH_LISTENER=all.
+        cfg = cfg.model_copy(update={"listener": "public"})
     # Before anything is created, seeded or printed.
     check_port(host, port)
+    if admin_at is not None:
+        check_port(*admin_at)
     if emulator and "login_rate_per_s" not in cfg.model_fields_set:
         # A client developer's test suite logs in from one address, many times at once.
         cfg = cfg.model_copy(update={"login_rate_per_s": 0.0})
+    if emulator and "max_body_bytes" not in cfg.model_fields_set:
+        # PUT /_emulator/state takes back a whole store (GET /_emulator/state).
+        cfg = cfg.model_copy(update={"max_body_bytes": 64 * 1024 * 1024})
     temporary: Path | None = None
     if demo and not ({"data_dir", "database_url"} & cfg.model_fields_set):
         # No store named anywhere: the demo runs on a fresh one of its own, gone at exit.
@@ -161,12 +220,21 @@ def serve(
             await store.close()
 
     location, seeded = run(prepare)
-    # The factory, in this process or in each worker, rebuilds exactly these settings.
-    os.environ.update(cfg.to_worker_env())
+    metrics_dir: str | None = None
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Each worker writes its metrics here; /metrics on any worker sums them.
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="acauth-metrics-")
-    say(f"serving on http://{f'[{host}]' if ':' in host else host}:{port}")
+        metrics_dir = tempfile.mkdtemp(prefix="acauth-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    say(f"serving on {url(host, port)}")
+    if admin_at is not None:
+        say(f"  admin API and console on {url(*admin_at)}")
+    elif admin_off:
+        say(
+            "  admin API and console: not on a public address; add"
+            " --admin-host 127.0.0.1 --admin-port 8001 (or ACAUTH_LISTENER=all)"
+        )
+    elif cfg.listener == "all":
+        say(f"  console: {url(host, port)}/console/  admin API: {url(host, port)}/admin/api/v1/")
     say(f"  store: {location}{' (demo store)' if demo else ''}")
     # A secret given as a value is not in the data dir: the admin commands need it too.
     same_secret = "  # with the same ACAUTH_SECRET" if cfg.secret is not None else ""
@@ -177,29 +245,118 @@ def serve(
             f"{demo_tenant.PASSWORD}, orgId {demo_tenant.ORG_ID}, "
             f"AK {demo_tenant.ACCESS_KEY} / SK {demo_tenant.SECRET_KEY}"
         )
-    # The server stops gracefully on SIGINT or SIGTERM, then raises the signal again;
-    # answered here, the process ends with status 0 after cleaning up.
+        say(f"  demo operator: {demo_tenant.OPERATOR} / {demo_tenant.OPERATOR_PASSWORD}")
+    # Until granian answers SIGINT and SIGTERM itself (it stops gracefully, then returns
+    # here), a signal ends the process with status 0 after cleaning up.
     for stop in (signal.SIGINT, signal.SIGTERM):
         signal.signal(stop, _stopped)
+    admin: _AdminListener | None = None
     try:
-        uvicorn.run(
-            "acauth.server.app:app_from_env",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            loop="uvloop",
-            http="httptools",
-            log_config=None,
-            access_log=access_log,
-            timeout_graceful_shutdown=5,
-            date_header=not cfg.emulator,  # the emulator dates its answers on its own clock
-            proxy_headers=False,  # X-Forwarded-For: believed from ACAUTH_TRUSTED_PROXIES only
-        )
+        if admin_at is not None:
+            admin_cfg = cfg.model_copy(update={"listener": "admin"})
+            admin = _AdminListener(admin_cfg, *admin_at)
+        listen(cfg, host, port, workers)
     finally:
+        failed = admin is not None and admin.stop()
         if temporary is not None:
             shutil.rmtree(temporary, ignore_errors=True)
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+    if failed:
+        raise fail("the admin listener stopped: see its log above")
 
 
-def _stopped(signum: int, frame: object) -> None:
+def url(host: str, port: int) -> str:
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}"
+
+
+def listen(cfg: Settings, host: str, port: int, workers: int) -> None:
+    """Serve ``cfg`` on ``host:port`` with granian until SIGINT or SIGTERM.
+
+    Granian's main process forks the workers; each rebuilds ``cfg`` from the
+    environment (:meth:`Settings.to_worker_env`) in the ASGI factory. On a signal,
+    the workers stop accepting, finish the requests in flight (up to
+    :data:`STOP_GRACE_S`, then a worker is killed) and run the app's shutdown.
+    """
+    from granian.constants import Interfaces, Loops
+    from granian.server import Server
+
+    from acauth.server.app import SERVER_PID_ENV, http_options
+
+    os.environ.update(cfg.to_worker_env())
+    os.environ[SERVER_PID_ENV] = str(os.getpid())
+    if workers > 1:
+        # Each worker imports the metrics anew, where PROMETHEUS_MULTIPROC_DIR now says
+        # (this process imported them before it was set).
+        multiprocessing.set_start_method("spawn", force=True)
+    server = Server(
+        FACTORY,
+        address=host,
+        port=port,
+        interface=Interfaces.ASGI,
+        workers=workers,
+        factory=True,
+        loop=Loops.uvloop if find_spec("uvloop") else Loops.asyncio,
+        workers_kill_timeout=STOP_GRACE_S,
+        **http_options(cfg),
+    )
+    server.serve()
+
+
+class _AdminListener:
+    """The admin listener (``--admin-port``): a process group of its own serving
+    ``listener="admin"``.
+
+    If it ends by itself, the main process is told to stop too (SIGTERM), so that
+    one listener never runs on without the other.
+    """
+
+    def __init__(self, cfg: Settings, host: str, port: int) -> None:
+        self._stopping = False
+        context = multiprocessing.get_context("fork")
+        self.process = context.Process(
+            target=_admin_main,
+            args=(cfg, host, port, os.getpid()),
+            name="acauth-admin",
+            daemon=False,
+        )
+        self.process.start()
+        self.pid = self.process.pid or 0
+        with contextlib.suppress(OSError):  # the child does it too: whoever comes first
+            os.setpgid(self.pid, self.pid)
+        self._watcher = threading.Thread(target=self._watch, name="acauth-admin", daemon=True)
+        self._watcher.start()
+
+    def _watch(self) -> None:
+        # Only this thread reaps the process, by polling: its workers hold its sentinel.
+        while self.process.exitcode is None:
+            time.sleep(0.1)
+        if not self._stopping:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    def stop(self) -> bool:
+        """Stop it (SIGTERM, then SIGKILL if it lingers); True if it had failed by itself."""
+        failed = not self._watcher.is_alive() and not self._stopping
+        self._stopping = True
+        self._signal(signal.SIGTERM)  # its workers too, should it have gone before them
+        self._watcher.join(STOP_GRACE_S + 5)
+        if self._watcher.is_alive():
+            self._signal(signal.SIGKILL)
+            self._watcher.join()
+        return failed or self.process.exitcode not in (0, -signal.SIGTERM)
+
+    def _signal(self, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signum)
+
+
+def _admin_main(cfg: Settings, host: str, port: int, main: int) -> None:
+    from acauth.server.app import end_with
+
+    os.setpgid(0, 0)
+    end_with(main)
+    listen(cfg, host, port, 1)
+
+
+def _stopped(signum: int, frame: Any) -> None:
     raise SystemExit(0)

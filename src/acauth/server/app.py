@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 import re
+import resource
+import signal
+import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from acauth import demo
 from acauth.clock import Clock, MovableClock, SystemClock
@@ -24,11 +30,12 @@ from acauth.errors import (
     AuthError,
     ConfigError,
     InternalError,
+    InvalidParameter,
     MethodNotAllowed,
     NotFound,
     StorageUnavailable,
 )
-from acauth.logs import get_logger
+from acauth.logs import access_path, get_logger
 from acauth.metrics import render
 from acauth.passwords import PasswordService
 from acauth.server.admin_api import admin_routes
@@ -49,23 +56,38 @@ from acauth.store.failures import describe
 from acauth.store.meta import DEMO
 
 log = get_logger("acauth.server")
+access = get_logger("acauth.access")
 
 OPENAPI_PATH = Path(__file__).with_name("openapi.json")
 _SLASHES = re.compile(r"/{2,}")
 
 
 class FrontDoor:
-    """The outermost layer: normalise the path, and answer the hot path directly.
+    """The outermost layer: normalise the path, answer the hot path directly, bound bodies.
 
     ``//a//b/`` is served as ``/a/b``, in place (a redirected POST would become a
     GET). Routes match the path as it was sent: a percent-escape is never decoded
     into a route (``tokens%2Fstate`` is not ``tokens/state``). ``GET tokens/state``
     goes straight to its bare handler; everything else to the Starlette app.
+
+    A request body is read only by an endpoint that asks for it, and then at most
+    ``max_body_bytes`` of it: past that (or when ``Content-Length`` says more), reading
+    it raises :class:`~acauth.errors.InvalidParameter`, which the endpoint answers; so
+    does a body that stops coming for ``body_timeout_s``.
     """
 
-    def __init__(self, app: Starlette, fast: dict[str, ASGIApp] | None = None) -> None:
+    def __init__(
+        self,
+        app: Starlette,
+        fast: dict[str, ASGIApp] | None = None,
+        *,
+        max_body_bytes: int,
+        body_timeout_s: float,
+    ) -> None:
         self.app = app
         self.fast = fast or {}
+        self.max_body_bytes = max_body_bytes
+        self.body_timeout_s = body_timeout_s
 
     @property
     def state(self) -> Any:
@@ -87,7 +109,97 @@ class FrontDoor:
                 if handler is not None:
                     await handler(scope, receive, send)
                     return
+            receive = _bounded(scope, receive, self.max_body_bytes, self.body_timeout_s)
+            await _answered(self.app, scope, receive, send)
+            return
         await self.app(scope, receive, send)
+
+
+class LoggedFrontDoor(FrontDoor):
+    """:class:`FrontDoor` that logs every request as ``http.request`` (``--access-log``):
+    method, path without its query and with tokens by fingerprint, status, time, client."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 0
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await super().__call__(scope, receive, sending)
+        finally:
+            raw: bytes = scope.get("raw_path") or scope["path"].encode()
+            client = scope.get("client")
+            access.info(
+                "http.request",
+                method=scope["method"],
+                path=access_path(raw.decode("latin-1"), scope.get("query_string", b"")),
+                status=status,
+                ms=round((time.perf_counter() - start) * 1000, 2),
+                client=str(client[0]) if client else None,
+            )
+
+
+async def _answered(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+    """``app``, whose answer, if it ends after its headers with no body at all, ends with
+    the connection closed mid-answer (as HTTP/1.1 says of a short body). Granian holds
+    back the headers until the first body message, and would put its own plain-text
+    500 in the place of such an answer (the emulator's ``drop`` fault sends one)."""
+    started = False
+    body = False
+
+    async def sending(message: Message) -> None:
+        nonlocal started, body
+        if message["type"] == "http.response.start":
+            started = True
+        elif message["type"] == "http.response.body":
+            body = True
+        await send(message)
+
+    try:
+        await app(scope, receive, sending)
+    finally:
+        if started and not body:
+            await send({"type": "http.response.body", "body": b"", "more_body": True})
+
+
+def _bounded(scope: Scope, receive: Receive, limit: int, timeout_s: float) -> Receive:
+    """``receive`` that refuses a body past ``limit`` bytes, or one that stops coming for
+    ``timeout_s``; ``receive`` itself when there is no body. Nothing is read until an
+    endpoint asks for the body."""
+    declared = 0
+    streamed = False
+    for key, value in scope["headers"]:
+        if key == b"content-length":
+            declared = int(value) if value.isdigit() else limit + 1
+        elif key == b"transfer-encoding":
+            streamed = True
+    if not declared and not streamed:
+        return receive
+    seen = 0
+
+    async def bounded() -> Message:
+        nonlocal seen
+        if declared > limit:
+            raise InvalidParameter(f"request body over {limit} bytes")
+        try:
+            async with asyncio.timeout(timeout_s):
+                message = await receive()
+        except TimeoutError:
+            raise InvalidParameter(f"request body stalled for {timeout_s:g} s") from None
+        seen += len(message.get("body", b""))
+        if seen > limit:
+            raise InvalidParameter(f"request body over {limit} bytes")
+        return message
+
+    return bounded
 
 
 class _Wrap:
@@ -98,6 +210,61 @@ class _Wrap:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._app(scope, receive, send)
+
+
+# Files a worker needs besides its connections: listener, event loop, store, metrics, logs.
+FILES_BESIDES_CONNECTIONS = 128
+
+
+def connection_cap(wanted: int) -> int:
+    """``wanted``, or as many connections as this process can hold files for.
+
+    The soft limit of open files is raised towards the hard one if it is too low;
+    if it is still too low, the cap is lowered to fit (and a warning logged): a
+    worker never runs out of file descriptors, whatever its clients do.
+    """
+    need = wanted + FILES_BESIDES_CONNECTIONS
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= need:
+        return wanted
+    target = need if hard == resource.RLIM_INFINITY else min(need, hard)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    except (ValueError, OSError):
+        pass
+    if soft >= need:
+        return wanted
+    cap = max(1, soft - FILES_BESIDES_CONNECTIONS)
+    log.warning("server.connections_capped", wanted=wanted, cap=cap, open_files_limit=soft)
+    return cap
+
+
+def http_options(settings: Settings) -> dict[str, Any]:
+    """The options of granian's servers (``MPServer``, ``embed.Server``) for ``settings``:
+    HTTP/1.1 only (an HTTP/2 connection would bypass the header limits), and the limits
+    of the front door. Shared by ``acauth serve`` and the test server."""
+    from granian.constants import HTTPModes
+    from granian.http import HTTP1Settings
+    from granian.log import LogLevels
+
+    return {
+        "http": HTTPModes.http1,
+        "websockets": False,
+        "backlog": settings.backlog,
+        "backpressure": connection_cap(settings.max_connections),
+        "http1_settings": HTTP1Settings(
+            # Also the keep-alive idle timeout: the timer runs while a connection waits
+            # for the first byte of its next request, too.
+            header_read_timeout=round(settings.header_timeout_s * 1000),
+            keep_alive=True,
+            max_buffer_size=settings.max_header_block_bytes,
+        ),
+        # Granian's own lines go through acauth's logging ("incremental": the handlers
+        # stay as they are); only its warnings and errors are worth a line.
+        "log_level": LogLevels.warning,
+        "log_dictconfig": {"version": 1, "incremental": True, "handlers": {}, "loggers": {}},
+    }
 
 
 def policy_from(settings: Settings) -> Policy:
@@ -172,8 +339,15 @@ def create_app(
         rt.admin = AdminService(
             store, keys, clock, min_password_length=settings.min_password_length
         )
+        # Operators' sign-ins follow the same lockout policy and per-address rate as
+        # logins, with a budget of their own.
         rt.operators = OperatorService(
-            store, clock, passwords, min_password_length=settings.min_password_length
+            store,
+            clock,
+            passwords,
+            min_password_length=settings.min_password_length,
+            policy=policy_from(settings),
+            limiter=RateLimiter(settings.login_rate_per_s, settings.login_burst, clock),
         )
         # Everything alive now lives as long as the process: keep the collector off it.
         gc.collect()
@@ -214,6 +388,12 @@ def create_app(
         return ok({"status": "ok", "store": "ok", "stateStaleMs": svc.state.stale_ms})
 
     openapi_bytes = OPENAPI_PATH.read_bytes()
+    if settings.listener == "public":
+        # This listener does not serve the admin API: its document does not list it.
+        spec = orjson.loads(openapi_bytes)
+        spec["paths"] = {p: v for p, v in spec["paths"].items() if not p.startswith("/admin/")}
+        spec["tags"] = [t for t in spec.get("tags", []) if t.get("name") != "admin"]
+        openapi_bytes = orjson.dumps(spec)
 
     async def metrics(request: Request) -> Response:
         body, content_type = render()
@@ -257,21 +437,51 @@ def create_app(
     if emulator is not None:
         app.add_middleware(_Wrap, wrap=emulator.middleware)
     # The emulator must see every request (faults, counts): no shortcut past it then.
-    fast = {} if emulator is not None else {STATE: fast_state(rt)}
+    fast = {STATE: fast_state(rt)} if public and emulator is None else {}
     app.state.runtime = rt
     app.state.emulator = emulator
     # Outside Starlette: the hot path skips its error middleware's wrapped send.
-    return FrontDoor(app, fast=fast)
+    door = LoggedFrontDoor if settings.access_log else FrontDoor
+    return door(
+        app,
+        fast=fast,
+        max_body_bytes=settings.max_body_bytes,
+        body_timeout_s=settings.header_timeout_s,
+    )
+
+
+# Set by ``acauth serve`` for its workers: the process they must not outlive.
+SERVER_PID_ENV = "ACAUTH_SERVE_PID"
 
 
 def app_from_env() -> FrontDoor:
-    """ASGI factory for ``uvicorn --factory`` and the workers of ``acauth serve``.
+    """ASGI factory for ``granian --interface asgi --factory`` and the workers of ``acauth serve``.
 
     A worker started by ``acauth serve`` takes its parent's settings whole
-    (:meth:`Settings.from_worker_env`); run directly, it reads ``ACAUTH_*``.
+    (:meth:`Settings.from_worker_env`), and ends with its parent; run directly, it
+    reads ``ACAUTH_*``.
     """
     from acauth.logs import configure
 
     settings = Settings.from_worker_env(os.environ) or Settings.from_env()
+    server = os.environ.get(SERVER_PID_ENV, "")
+    if server.isdigit():
+        end_with(int(server))
     configure(json=settings.log_json)
     return create_app(settings)
+
+
+def end_with(parent: int) -> None:
+    """End this process (SIGKILL) when ``parent`` ends, however it ends (Linux).
+
+    Killed with SIGKILL, granian's main process cannot stop its workers: without
+    this they would go on serving, an instance nobody manages.
+    """
+    if sys.platform != "linux":
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent:  # it ended before the request above was made
+        os.kill(os.getpid(), signal.SIGKILL)

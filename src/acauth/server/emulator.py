@@ -362,6 +362,7 @@ class Emulator:
             # close mid-answer.
             headers = [(b"content-type", b"application/json"), (b"content-length", b"1000")]
             await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": b"", "more_body": True})
             return
         err = fault.error()
         if err is None:

@@ -6,11 +6,17 @@ plugin (:mod:`acauth.testing`)::
     with LiveServer.start(tmp_path) as server:
         httpx.post(server.base_url + "/ac/openapi/v2/tokens", headers=...)
         server.clock.advance(3600)
+
+The HTTP server is the one ``acauth serve`` runs, granian, embedded: its event
+loop is a thread of this process (where the app, its store and the emulator
+live), its HTTP/1.1 connections are handled by granian's own threads.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import socket
 import threading
 import time
@@ -20,19 +26,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import uvicorn
+from granian._granian import SocketHolder
+from granian.constants import Interfaces
+from granian.log import LogLevels
+from granian.server.embed import Server as EmbeddedServer
 
 from acauth import demo
 from acauth.clock import MovableClock
 from acauth.config import Settings
 from acauth.server import scenarios
-from acauth.server.emulator import Emulator
+from acauth.server.emulator import PREFIX, Emulator
 from acauth.server.journal import JournalEntry
 from acauth.service.admin import AdminService
 from acauth.store import Store
 
 T = TypeVar("T")
 TEST_SECRET = "acauth-test-secret-0123456789abcdef0123456789"  # noqa: S105
+# What stop() lets requests in flight finish in before cancelling them.
+GRACE_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -49,21 +60,14 @@ class LiveServer:
     """A started server: ``base_url``, ``clock``, ``settings``, ``credentials``."""
 
     def __init__(
-        self,
-        settings: Settings,
-        clock: MovableClock,
-        server: uvicorn.Server,
-        thread: threading.Thread,
-        port: int,
-        app: Any,
+        self, settings: Settings, clock: MovableClock, runner: _Runner, port: int, app: Any
     ) -> None:
         self.settings = settings
         self.clock = clock
         self.credentials = DemoCredentials()
         self.port = port
         self.base_url = f"http://127.0.0.1:{port}"
-        self._server = server
-        self._thread = thread
+        self._runner = runner
         self._app = app
 
     @property
@@ -125,8 +129,9 @@ class LiveServer:
         return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout=30)
 
     def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
+        """Stop accepting, let requests in flight finish (2 s, then they are cancelled),
+        run the app's shutdown; return when the server's threads are gone."""
+        self._runner.stop()
 
     @classmethod
     @contextmanager
@@ -138,7 +143,7 @@ class LiveServer:
         clock: MovableClock | None = None,
         **overrides: Any,
     ) -> Iterator[LiveServer]:
-        from acauth.server.app import create_app
+        from acauth.server.app import create_app, http_options
 
         values: dict[str, Any] = {
             "data_dir": data_dir,
@@ -156,30 +161,103 @@ class LiveServer:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
+        sock.listen(settings.backlog)
         port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            app,
-            log_config=None,
-            access_log=False,
-            lifespan="on",
-            timeout_graceful_shutdown=2,
-            date_header=not settings.emulator,  # the emulator dates answers on its own clock
-            proxy_headers=False,  # X-Forwarded-For: believed from ACAUTH_TRUSTED_PROXIES only
-        )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 15
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("acauth test server did not start")
-            time.sleep(0.01)
-        live = cls(settings, clock, server, thread, port, app)
+        # Granian says its embedded server is experimental, at every start: errors only.
+        runner = _Runner(app, sock, {**http_options(settings), "log_level": LogLevels.error})
         try:
+            runner.start(lambda: app.state.runtime.service is not None, port)
+            live = cls(settings, clock, runner, port, app)
             yield live
         finally:
-            live.stop()
+            runner.stop()
             sock.close()
+
+
+class _Embedded(EmbeddedServer):
+    """Granian's embedded server on a socket bound beforehand (its port known at once)."""
+
+    def __init__(self, app: Any, sock: socket.socket, options: dict[str, Any]) -> None:
+        super().__init__(app, interface=Interfaces.ASGI, **options)
+        self._listening = sock
+
+    def _init_shared_socket(self) -> None:
+        # Granian owns (and closes) the descriptor it is given: a duplicate. (Its stubs
+        # predate SocketHolder's arguments: descriptor, is-a-Unix-socket, backlog.)
+        self._ssp = None
+        self._shd = SocketHolder(  # type: ignore[call-arg,assignment]
+            os.dup(self._listening.fileno()), False, self.backlog
+        )
+
+
+class _Runner:
+    """One embedded granian server on an event loop of its own, in a thread."""
+
+    def __init__(self, app: Any, sock: socket.socket, options: dict[str, Any]) -> None:
+        self.server = _Embedded(app, sock, options)
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._run, name="acauth-live-server", daemon=True)
+        self.failure: BaseException | None = None
+        self._threads: set[str] = set()
+        self._stopped = False
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_until_complete(self.server.serve())
+        except BaseException as exc:  # a failed start is reported by start(), not by the thread
+            self.failure = exc
+        finally:
+            self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+            self.loop.run_until_complete(self.loop.shutdown_default_executor())
+            self.loop.close()
+
+    def start(self, started: Any, port: int) -> None:
+        before = _threads()
+        self.thread.start()
+        deadline = time.monotonic() + 15
+        while not started():
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("acauth test server did not start") from self.failure
+            time.sleep(0.002)
+        # Started when it answers (a connection made before waits in the listen queue):
+        # a path the emulator neither counts nor journals, 404 without the emulator.
+        ask = f"GET {PREFIX}/clock HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        with socket.create_connection(("127.0.0.1", port), timeout=15) as probe:
+            probe.sendall(ask.encode())
+            if not probe.recv(12).startswith((b"HTTP/1.1 200", b"HTTP/1.1 404")):
+                raise RuntimeError("acauth test server did not start") from self.failure
+        self._threads = _threads() - before
+
+    def stop(self) -> None:
+        if self._stopped or not self.thread.is_alive():
+            self._stopped = True
+            return
+        self._stopped = True
+        self.loop.call_soon_threadsafe(self.server.stop)
+        self.thread.join(GRACE_S)
+        if self.thread.is_alive():
+            self.loop.call_soon_threadsafe(_cancel_requests, self.loop)
+            self.thread.join(10)
+        # Granian's threads end a moment after its loop: a process that exits before
+        # they do is aborted by the Python runtime they still hold.
+        deadline = time.monotonic() + 5
+        while self._threads & _threads() and time.monotonic() < deadline:
+            time.sleep(0.002)
+
+
+def _threads() -> set[str]:
+    """This process's threads, Python's and others' (Linux; elsewhere, none known)."""
+    with contextlib.suppress(OSError):
+        return set(os.listdir("/proc/self/task"))
+    return set()
+
+
+def _cancel_requests(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel the requests still in flight (granian runs each as a ``future_watcher`` task)."""
+    for task in asyncio.all_tasks(loop):
+        if getattr(task.get_coro(), "__name__", "") == "future_watcher":
+            task.cancel()
 
 
 async def seed(settings: Settings) -> None:
