@@ -15,6 +15,7 @@ live), its HTTP/1.1 connections are handled by granian's own threads.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import os
 import socket
@@ -239,11 +240,21 @@ class _Runner:
         if self.thread.is_alive():
             self.loop.call_soon_threadsafe(_cancel_requests, self.loop)
             self.thread.join(10)
-        # Granian's threads end a moment after its loop: a process that exits before
-        # they do is aborted by the Python runtime they still hold.
-        deadline = time.monotonic() + 5
-        while self._threads & _threads() and time.monotonic() < deadline:
-            time.sleep(0.002)
+        # Granian's threads end a moment after its loop, or once their idle keep-alive
+        # connections time out: a process that exits before they do is aborted by the
+        # Python runtime they still hold. The process waits for them at exit, not here.
+        _LINGERING.update(self._threads)
+
+
+_LINGERING: set[str] = set()
+"""Threads of stopped embedded servers that may still be running (their ids)."""
+
+
+@atexit.register
+def _wait_for_lingering_threads() -> None:
+    deadline = time.monotonic() + 15
+    while _LINGERING & _threads() and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def _threads() -> set[str]:
