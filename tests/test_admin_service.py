@@ -401,3 +401,20 @@ async def test_key_owner_names_are_those_of_the_keys_users_only(admin: AdminServ
     keys = [k for k in await admin.list_keys() if k.access_key != "ak-carol"]
     assert await admin.key_owner_names(keys) == {7: "alice", 8: "bob"}
     assert await admin.key_owner_names([]) == {}
+
+
+@pytest.mark.parametrize("name", [" spaced ", "trailing ", "..", ".", "a/b", "../../etc/passwd"])
+async def test_names_that_could_never_log_in_or_be_opened_are_refused(
+    admin: AdminService, name: str
+) -> None:
+    with pytest.raises(InvalidParameter):
+        await admin.add_user(name, "a long password")
+    assert await admin.find_user(name) is None
+
+
+async def test_a_password_longer_than_a_header_can_carry_is_refused(admin: AdminService) -> None:
+    with pytest.raises(InvalidParameter, match="at most 1024"):
+        await admin.add_user("longpw", "x" * 1025)
+    await admin.add_user("longpw", "x" * 1024)
+    with pytest.raises(InvalidParameter, match="at most 1024"):
+        await admin.set_password("longpw", "y" * 60_000)

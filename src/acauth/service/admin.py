@@ -51,6 +51,8 @@ from acauth.store import Store, limits
 from acauth.store.failures import describe
 from acauth.store.meta import DEMO
 
+MAX_PASSWORD = 1024
+
 STATUSES = tuple(s.value for s in AccountStatus)
 # What update_user may change besides status, role and password.
 PROFILE = tuple(
@@ -140,6 +142,9 @@ class AdminService:
             raise InvalidParameter(
                 f"password must be at least {self.min_password_length} characters"
             )
+        if len(password) > MAX_PASSWORD:
+            # A longer one could never log in: the AC API takes it in a header.
+            raise InvalidParameter(f"password must be at most {MAX_PASSWORD} characters")
 
     async def _user(self, name: str) -> User:
         user = await self.find_user(name)
@@ -184,6 +189,11 @@ class AdminService:
         if status not in STATUSES:
             raise InvalidParameter(f"status must be one of {', '.join(STATUSES)}")
         names.check("name", name, limits.USER_NAME, required=True)
+        if name != name.strip() or name in (".", "..") or "/" in name:
+            # The AC API reads the name from a header (trimmed); the console from a path.
+            raise InvalidParameter(
+                "user name must not start or end with a space, contain / or be . or .."
+            )
         _check_profile({"role": role, **profile})
         self._check_password(password)
         uid = user_id if user_id is not None else await self.store.accounts.next_user_id()
