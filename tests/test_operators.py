@@ -539,3 +539,20 @@ async def test_disabling_on_one_instance_holds_on_the_other_at_once(database_url
         hasher.close()
         for s in stores:
             await s.close()
+
+
+async def test_an_operator_cannot_disable_or_delete_the_last_enabled_operator(
+    ops: OperatorService,
+) -> None:
+    as_ops = ops.as_actor("ops")
+    with pytest.raises(InvalidParameter, match="last enabled operator"):
+        await as_ops.set_enabled("ops", False)
+    with pytest.raises(InvalidParameter, match="last enabled operator"):
+        await as_ops.delete("ops")
+    found = await ops.find("ops")
+    assert found is not None and found.enabled
+    await ops.add("second", PASSWORD)
+    await as_ops.set_enabled("ops", False)  # another is enabled now
+    await ops.set_enabled("second", False)  # the CLI, on the store's machine, may
+    found = await ops.find("second")
+    assert found is not None and not found.enabled

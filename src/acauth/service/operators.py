@@ -172,10 +172,23 @@ class OperatorService:
             return None  # no operator can be called that
         return await self.store.operators.get(name)
 
+    async def _keep_one_enabled(self, name: str) -> None:
+        """Through the console or the admin API, the last enabled operator stays: without
+        one, only a shell on the store's machine could get back in."""
+        if not self.actor.startswith("operator:"):
+            return  # the CLI runs there already
+        others = [o for o in await self.store.operators.all() if o.enabled and o.name != name]
+        if not others:
+            raise InvalidParameter(
+                f"{name} is the last enabled operator: add or enable another first"
+            )
+
     async def set_enabled(self, name: str, enabled: bool) -> None:
         """Disabling also ends the operator's sessions; their keys stop working."""
         if not valid_name(name):
             raise no_operator(name)
+        if not enabled:
+            await self._keep_one_enabled(name)
         await self.store.operators.set_enabled(name, enabled, self.clock.now_ms())
         kind = "admin.operator_enabled" if enabled else "admin.operator_disabled"
         await self._audit(kind, operator=name)
@@ -195,6 +208,7 @@ class OperatorService:
         """With their keys and sessions."""
         if not valid_name(name):
             raise no_operator(name)
+        await self._keep_one_enabled(name)
         await self.store.operators.delete(name, attempts_name(name), self.clock.now_ms())
         await self._audit("admin.operator_deleted", operator=name)
 
