@@ -83,10 +83,14 @@ async def confirm_delete(ctx: Ctx) -> Response:
     operator = await _operator(ctx, name)
     _not_yourself(ctx, name, "delete")
     return ctx.render(
-        "operator_delete.html",
+        "confirm_delete.html",
         title=f"Delete {name}",
         active="operators",
-        op=operator,
+        what="operator",
+        name=operator.name,
+        goes_with="their API keys and console sessions",
+        list_url="/console/operators",
+        list_title="Operators",
         url=ctx.back,
     )
 

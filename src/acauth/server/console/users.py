@@ -119,7 +119,15 @@ async def confirm_delete(ctx: Ctx) -> Response:
     name = _name(ctx)
     view = await ctx.admin.show_user(name)
     return ctx.render(
-        "user_delete.html", title=f"Delete {name}", active="users", user=view.user, url=ctx.back
+        "confirm_delete.html",
+        title=f"Delete {name}",
+        active="users",
+        what="user",
+        name=view.user.name,
+        goes_with="their region access and access keys",
+        list_url="/console/users",
+        list_title="Users",
+        url=ctx.back,
     )
 
 
