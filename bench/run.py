@@ -191,7 +191,7 @@ def seed_revocations(db: Path, count: int) -> None:
 
 def throughput(tmp: Path, secret: str, data: Path, runs: int, seconds: float) -> dict[str, Any]:
     """tokens/state on acauth and every baseline, one round after another."""
-    log("throughput: acauth tokens/state vs nginx, bare ASGI on granian and uvicorn, FastAPI")
+    log("throughput: acauth tokens/state vs nginx, bare apps on three servers, FastAPI")
     many = write_lines(tmp / "many.txt", mint(data, secret, 20_000))
     revdb = tmp / "revoked.db"
     with sqlite3.connect(revdb) as conn:
@@ -205,10 +205,13 @@ def throughput(tmp: Path, secret: str, data: Path, runs: int, seconds: float) ->
         start = stack.enter_context
         srv: dict[str, Server] = {
             "nginx": start(nginx(tmp)),
+            "bare_direct": start(asgi(tmp, "acauth", f"{bare}:app", env, direct=STATE)),
+            "bare_acauth": start(asgi(tmp, "acauth", f"{bare}:app", env)),
             "bare_rsgi": start(asgi(tmp, "granian", f"{bare}_rsgi:app", env, interface="rsgi")),
             "bare_granian": start(asgi(tmp, "granian", f"{bare}:app", env)),
             "bare_uvicorn": start(asgi(tmp, "uvicorn", f"{bare}:app", env)),
             "acauth": start(acauth(tmp, secret, data)),
+            "acauth_granian": start(acauth(tmp, secret, data, server="granian")),
             "acauth_uvicorn": start(acauth(tmp, secret, data, server="uvicorn")),
             "fastapi": start(asgi(tmp, "uvicorn", "bench.baselines.fastapi_app:app", env, "/docs")),
         }
@@ -216,11 +219,14 @@ def throughput(tmp: Path, secret: str, data: Path, runs: int, seconds: float) ->
         one, distinct = {"token": token}, {"tokens": str(many)}
         targets = {
             "nginx": (srv["nginx"], one),
+            "bare_direct": (srv["bare_direct"], one),
+            "bare_acauth": (srv["bare_acauth"], one),
             "bare_rsgi": (srv["bare_rsgi"], one),
             "bare_granian": (srv["bare_granian"], one),
             "bare_uvicorn": (srv["bare_uvicorn"], one),
             "acauth_state": (srv["acauth"], one),
             "acauth_state_uncached": (srv["acauth"], distinct),
+            "acauth_granian": (srv["acauth_granian"], one),
             "acauth_uvicorn": (srv["acauth_uvicorn"], one),
             "fastapi": (srv["fastapi"], one),
         }
@@ -246,8 +252,8 @@ def latency_and_storm(
 ) -> dict[str, Any]:
     """p99 of tokens/state at half its maximum rate, idle and during a login storm.
 
-    The bare app on granian and nginx get the same load, for the floor this machine
-    and this server set.
+    The bare direct handler on acauth's server and nginx get the same load, for the
+    floor this machine and this server set.
     """
     log("latency at half the maximum rate, idle and during a login storm")
     target = max_rps / 2
@@ -255,14 +261,14 @@ def latency_and_storm(
     samples: dict[str, list[dict[str, Any]]] = {
         "idle": [],
         "login_storm": [],
-        "bare_granian": [],
+        "bare_direct": [],
         "nginx": [],
     }
     storms: list[dict[str, Any]] = []
     env = dict(os.environ)
     with (
         acauth(tmp, secret, data) as srv,
-        asgi(tmp, "granian", "bench.baselines.bare:app", env) as bare,
+        asgi(tmp, "acauth", "bench.baselines.bare:app", env, direct=STATE) as bare,
         nginx(tmp) as anchor,
     ):
         token = login_token(srv.url)
@@ -278,7 +284,7 @@ def latency_and_storm(
         conns = max(1, round(conns * target / half_rate(srv, 3)["rps"]))
         for run in range(runs):
             samples["idle"].append(half_rate(srv, quiet=True))
-            samples["bare_granian"].append(half_rate(bare, quiet=True))
+            samples["bare_direct"].append(half_rate(bare, quiet=True))
             samples["nginx"].append(half_rate(anchor, quiet=True))
             storm = start_wrk(
                 f"{srv.url}/ac/openapi/v2/tokens",
@@ -434,7 +440,8 @@ def versions() -> dict[str, str]:
     return {
         "acauth_launch": servers.ACAUTH_LAUNCH,
         "granian": version("granian"),
-        "granian_args": "the options acauth serve gives it: acauth.server.app.http_options",
+        "granian_args": "acauth's limits: bench/granian_app.py",
+        "httptools": version("httptools"),
         "uvicorn": version("uvicorn"),
         "uvicorn_args": " ".join(servers.UVICORN[1:]),
         "nginx": first_line([servers.ensure_nginx(), "-v"]),

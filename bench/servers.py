@@ -32,8 +32,10 @@ BODY = '{"code":"0","msg":"success","data":"token is valid"}'
 # under granian with the same options (bench/granian_app.py), with ACAUTH_* settings.
 ACAUTH_LAUNCH = "serve"
 
-# granian with the options `acauth serve` uses (acauth.server.app.http_options).
+# granian with the limits acauth holds to (bench/granian_app.py).
 GRANIAN = [PY, "-m", "bench.granian_app"]
+# acauth's own HTTP server with an app of the benchmark's (bench/acauth_http_app.py).
+ACAUTH_HTTP = [PY, "-m", "bench.acauth_http_app"]
 UVICORN = [
     PY,
     "-m",
@@ -255,15 +257,20 @@ def asgi(
     probe: str = "/",
     workers: int = 1,
     interface: str = "asgi",
+    direct: str | None = None,
 ) -> Iterator[Server]:
-    """The app ``target`` (``module:attr``) on ``server``: "granian" or "uvicorn".
+    """The app ``target`` (``module:attr``) on ``server``: "acauth" (acauth's own HTTP
+    server), "granian" or "uvicorn".
 
-    ``interface``: granian's, "asgi" or "rsgi".
+    ``interface``: granian's, "asgi" or "rsgi". ``direct``: on acauth's server, the
+    path answered by the module's ``direct`` handler, without ASGI.
     """
     port = free_port()
     common = ["--port", str(port), "--workers", str(workers)]
     factory = ["--factory"] if target == FACTORY else []
-    if server == "granian":
+    if server == "acauth":
+        args = [*ACAUTH_HTTP, target, *common, *(["--direct", direct] if direct else [])]
+    elif server == "granian":
         args = [*GRANIAN, target, "--interface", interface, *common, *factory]
     else:
         args = [*UVICORN, "--host", "127.0.0.1", *common, *factory, target]

@@ -13,3 +13,11 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         return
     await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
     await send({"type": "http.response.body", "body": BODY})
+
+
+_ANSWER = (200, tuple(HEADERS), BODY)
+
+
+def direct(headers: Any) -> tuple[int, tuple[tuple[bytes, bytes], ...], bytes]:
+    """The same answer as a direct handler of acauth's HTTP server (no ASGI)."""
+    return _ANSWER

@@ -65,6 +65,7 @@ class Settings(BaseSettings):
     # The front door (README "Limits of the front door"): what the HTTP server itself holds to.
     max_header_block_bytes: int = Field(default=65_536, ge=8192)
     header_timeout_s: float = Field(default=5.0, gt=0, le=3600)
+    keepalive_timeout_s: float = Field(default=5.0, gt=0, le=3600)
     max_connections: int = Field(default=1000, gt=0)
     backlog: int = Field(default=1024, ge=128)
     max_body_bytes: int = Field(default=1_048_576, gt=0)

@@ -42,7 +42,7 @@ SERVER_PACKAGES = frozenset(
         "pydantic_settings",
         "sqlalchemy",
         "starlette",
-        "granian",
+        "httptools",
         "structlog",
         "uvloop",
     }

@@ -26,8 +26,7 @@ from acauth.cli.output import console, fail, run, server_missing, settings
 if TYPE_CHECKING:
     from acauth.config import Settings
 
-FACTORY = "acauth.server.app:app_from_env"
-# On SIGINT or SIGTERM, what requests in flight get to finish before a worker is killed.
+# On SIGINT or SIGTERM, what the admin listener gets to finish before it is killed.
 STOP_GRACE_S = 10
 
 
@@ -141,8 +140,8 @@ def serve(
         from acauth.store import Store
     except ModuleNotFoundError as exc:
         raise server_missing(exc) from None
-    if find_spec("granian") is None:
-        raise fail("granian is missing: this command needs pip install 'acauth[server]'")
+    if find_spec("httptools") is None:
+        raise fail("httptools is missing: this command needs pip install 'acauth[server]'")
     if emulator and workers != 1:
         raise fail("--emulator runs one worker: its clock and faults live in one process")
     if emulator and not is_loopback(host):
@@ -246,8 +245,8 @@ def serve(
             f"AK {demo_tenant.ACCESS_KEY} / SK {demo_tenant.SECRET_KEY}"
         )
         say(f"  demo operator: {demo_tenant.OPERATOR} / {demo_tenant.OPERATOR_PASSWORD}")
-    # Until granian answers SIGINT and SIGTERM itself (it stops gracefully, then returns
-    # here), a signal ends the process with status 0 after cleaning up.
+    # Until the server answers SIGINT and SIGTERM itself (it stops gracefully, then
+    # returns here), a signal ends the process with status 0 after cleaning up.
     for stop in (signal.SIGINT, signal.SIGTERM):
         signal.signal(stop, _stopped)
     admin: _AdminListener | None = None
@@ -271,36 +270,25 @@ def url(host: str, port: int) -> str:
 
 
 def listen(cfg: Settings, host: str, port: int, workers: int) -> None:
-    """Serve ``cfg`` on ``host:port`` with granian until SIGINT or SIGTERM.
+    """Serve ``cfg`` on ``host:port`` until SIGINT or SIGTERM (:mod:`acauth.server.serving`).
 
-    Granian's main process forks the workers; each rebuilds ``cfg`` from the
-    environment (:meth:`Settings.to_worker_env`) in the ASGI factory. On a signal,
-    the workers stop accepting, finish the requests in flight (up to
-    :data:`STOP_GRACE_S`, then a worker is killed) and run the app's shutdown.
+    One worker serves in this process; more are processes of their own on the same
+    socket, each rebuilding ``cfg`` from its environment. On a signal, the server
+    stops accepting, finishes the requests in flight (up to 10 s, then they are
+    cancelled) and runs the app's shutdown.
     """
-    from granian.constants import Interfaces, Loops
-    from granian.server import Server
+    from acauth.server.app import SERVER_PID_ENV
+    from acauth.server.serving import listening_socket, serve_here, serve_workers
 
-    from acauth.server.app import SERVER_PID_ENV, http_options
-
-    os.environ.update(cfg.to_worker_env())
     os.environ[SERVER_PID_ENV] = str(os.getpid())
-    if workers > 1:
-        # Each worker imports the metrics anew, where PROMETHEUS_MULTIPROC_DIR now says
-        # (this process imported them before it was set).
-        multiprocessing.set_start_method("spawn", force=True)
-    server = Server(
-        FACTORY,
-        address=host,
-        port=port,
-        interface=Interfaces.ASGI,
-        workers=workers,
-        factory=True,
-        loop=Loops.uvloop if find_spec("uvloop") else Loops.asyncio,
-        workers_kill_timeout=STOP_GRACE_S,
-        **http_options(cfg),
-    )
-    server.serve()
+    sock = listening_socket(host, port, cfg.backlog)
+    try:
+        if workers == 1:
+            serve_here(cfg, sock)
+        elif serve_workers(cfg, sock, workers):
+            raise fail("a worker stopped as it started: see its log above")
+    finally:
+        sock.close()
 
 
 class _AdminListener:

@@ -44,7 +44,8 @@ from acauth.server.console import console_routes
 from acauth.server.docs import render_docs
 from acauth.server.emulator import Emulator
 from acauth.server.envelope import JSON, error_response, ok
-from acauth.server.routes import STATE, Runtime, ac_routes, fast_state
+from acauth.server.http.limits import Direct
+from acauth.server.routes import STATE, Runtime, ac_routes, fast_state, state_answer
 from acauth.service.admin import AdminService
 from acauth.service.auth import AuthService, Policy
 from acauth.service.limits import RateLimiter
@@ -81,11 +82,14 @@ class FrontDoor:
         app: Starlette,
         fast: dict[str, ASGIApp] | None = None,
         *,
+        direct: dict[bytes, Direct] | None = None,
         max_body_bytes: int,
         body_timeout_s: float,
     ) -> None:
         self.app = app
         self.fast = fast or {}
+        self.direct = direct or {}
+        """Exact raw paths of GET requests the HTTP server may answer itself, from headers."""
         self.max_body_bytes = max_body_bytes
         self.body_timeout_s = body_timeout_s
 
@@ -238,33 +242,6 @@ def connection_cap(wanted: int) -> int:
     cap = max(1, soft - FILES_BESIDES_CONNECTIONS)
     log.warning("server.connections_capped", wanted=wanted, cap=cap, open_files_limit=soft)
     return cap
-
-
-def http_options(settings: Settings) -> dict[str, Any]:
-    """The options of granian's servers (``MPServer``, ``embed.Server``) for ``settings``:
-    HTTP/1.1 only (an HTTP/2 connection would bypass the header limits), and the limits
-    of the front door. Shared by ``acauth serve`` and the test server."""
-    from granian.constants import HTTPModes
-    from granian.http import HTTP1Settings
-    from granian.log import LogLevels
-
-    return {
-        "http": HTTPModes.http1,
-        "websockets": False,
-        "backlog": settings.backlog,
-        "backpressure": connection_cap(settings.max_connections),
-        "http1_settings": HTTP1Settings(
-            # Also the keep-alive idle timeout: the timer runs while a connection waits
-            # for the first byte of its next request, too.
-            header_read_timeout=round(settings.header_timeout_s * 1000),
-            keep_alive=True,
-            max_buffer_size=settings.max_header_block_bytes,
-        ),
-        # Granian's own lines go through acauth's logging ("incremental": the handlers
-        # stay as they are); only its warnings and errors are worth a line.
-        "log_level": LogLevels.warning,
-        "log_dictconfig": {"version": 1, "incremental": True, "handlers": {}, "loggers": {}},
-    }
 
 
 def policy_from(settings: Settings) -> Policy:
@@ -437,14 +414,18 @@ def create_app(
     if emulator is not None:
         app.add_middleware(_Wrap, wrap=emulator.middleware)
     # The emulator must see every request (faults, counts): no shortcut past it then.
-    fast = {STATE: fast_state(rt)} if public and emulator is None else {}
+    answer = state_answer(rt)
+    fast = {STATE: fast_state(answer)} if public and emulator is None else {}
     app.state.runtime = rt
     app.state.emulator = emulator
     # Outside Starlette: the hot path skips its error middleware's wrapped send.
     door = LoggedFrontDoor if settings.access_log else FrontDoor
+    # acauth's HTTP server answers these without ASGI; the access log sees only ASGI.
+    direct = {STATE.encode(): answer} if fast and not settings.access_log else {}
     return door(
         app,
         fast=fast,
+        direct=direct,
         max_body_bytes=settings.max_body_bytes,
         body_timeout_s=settings.header_timeout_s,
     )

@@ -7,39 +7,33 @@ plugin (:mod:`acauth.testing`)::
         httpx.post(server.base_url + "/ac/openapi/v2/tokens", headers=...)
         server.clock.advance(3600)
 
-The HTTP server is the one ``acauth serve`` runs, granian, embedded: its event
-loop is a thread of this process (where the app, its store and the emulator
-live), its HTTP/1.1 connections are handled by granian's own threads.
+The HTTP server is the one ``acauth serve`` runs (:mod:`acauth.server.http`), on an
+event loop in a thread of this process, where the app, its store and the emulator live.
 """
 
 from __future__ import annotations
 
 import asyncio
-import atexit
-import contextlib
-import os
 import socket
 import threading
-import time
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from importlib.util import find_spec
 from pathlib import Path
-from typing import Any, TypeVar
-
-from granian._granian import SocketHolder
-from granian.constants import Interfaces
-from granian.log import LogLevels
-from granian.server.embed import Server as EmbeddedServer
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from acauth import demo
 from acauth.clock import MovableClock
 from acauth.config import Settings
 from acauth.server import scenarios
-from acauth.server.emulator import PREFIX, Emulator
+from acauth.server.emulator import Emulator
 from acauth.server.journal import JournalEntry
 from acauth.service.admin import AdminService
 from acauth.store import Store
+
+if TYPE_CHECKING:
+    from acauth.server.http import HttpServer
 
 T = TypeVar("T")
 TEST_SECRET = "acauth-test-secret-0123456789abcdef0123456789"  # noqa: S105
@@ -144,7 +138,8 @@ class LiveServer:
         clock: MovableClock | None = None,
         **overrides: Any,
     ) -> Iterator[LiveServer]:
-        from acauth.server.app import create_app, http_options
+        from acauth.server.app import create_app
+        from acauth.server.serving import http_server, listening_socket
 
         values: dict[str, Any] = {
             "data_dir": data_dir,
@@ -159,15 +154,11 @@ class LiveServer:
         if seed_demo:
             asyncio.run(seed(settings))
         app = create_app(settings, clock=clock)
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(settings.backlog)
+        sock = listening_socket("127.0.0.1", 0, settings.backlog)
         port = sock.getsockname()[1]
-        # Granian says its embedded server is experimental, at every start: errors only.
-        runner = _Runner(app, sock, {**http_options(settings), "log_level": LogLevels.error})
+        runner = _Runner(http_server(app, settings), sock)
         try:
-            runner.start(lambda: app.state.runtime.service is not None, port)
+            runner.start()
             live = cls(settings, clock, runner, port, app)
             yield live
         finally:
@@ -175,100 +166,62 @@ class LiveServer:
             sock.close()
 
 
-class _Embedded(EmbeddedServer):
-    """Granian's embedded server on a socket bound beforehand (its port known at once)."""
-
-    def __init__(self, app: Any, sock: socket.socket, options: dict[str, Any]) -> None:
-        super().__init__(app, interface=Interfaces.ASGI, **options)
-        self._listening = sock
-
-    def _init_shared_socket(self) -> None:
-        # Granian owns (and closes) the descriptor it is given: a duplicate. (Its stubs
-        # predate SocketHolder's arguments: descriptor, is-a-Unix-socket, backlog.)
-        self._ssp = None
-        self._shd = SocketHolder(  # type: ignore[call-arg,assignment]
-            os.dup(self._listening.fileno()), False, self.backlog
-        )
-
-
 class _Runner:
-    """One embedded granian server on an event loop of its own, in a thread."""
+    """acauth's HTTP server on an event loop of its own, in a thread."""
 
-    def __init__(self, app: Any, sock: socket.socket, options: dict[str, Any]) -> None:
-        self.server = _Embedded(app, sock, options)
-        self.loop = asyncio.new_event_loop()
+    def __init__(self, server: HttpServer, sock: socket.socket) -> None:
+        self.server = server
+        self.sock = sock
+        self.loop = _new_loop()
         self.thread = threading.Thread(target=self._run, name="acauth-live-server", daemon=True)
         self.failure: BaseException | None = None
-        self._threads: set[str] = set()
+        self._started = threading.Event()
+        self._stop: asyncio.Event | None = None
         self._stopped = False
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
         try:
-            self.loop.run_until_complete(self.server.serve())
+            self.loop.run_until_complete(self._serve())
         except BaseException as exc:  # a failed start is reported by start(), not by the thread
             self.failure = exc
         finally:
+            self._started.set()
             self.loop.run_until_complete(self.loop.shutdown_asyncgens())
             self.loop.run_until_complete(self.loop.shutdown_default_executor())
             self.loop.close()
 
-    def start(self, started: Any, port: int) -> None:
-        before = _threads()
+    async def _serve(self) -> None:
+        self._stop = asyncio.Event()
+        await self.server.start(self.sock)
+        self._started.set()
+        try:
+            await self._stop.wait()
+        finally:
+            await self.server.stop(GRACE_S)
+
+    def start(self) -> None:
         self.thread.start()
-        deadline = time.monotonic() + 15
-        while not started():
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("acauth test server did not start") from self.failure
-            time.sleep(0.002)
-        # Started when it answers (a connection made before waits in the listen queue):
-        # a path the emulator neither counts nor journals, 404 without the emulator.
-        ask = f"GET {PREFIX}/clock HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-        with socket.create_connection(("127.0.0.1", port), timeout=15) as probe:
-            probe.sendall(ask.encode())
-            if not probe.recv(12).startswith((b"HTTP/1.1 200", b"HTTP/1.1 404")):
-                raise RuntimeError("acauth test server did not start") from self.failure
-        self._threads = _threads() - before
+        if not self._started.wait(15) or self.failure is not None or not self.thread.is_alive():
+            raise RuntimeError("acauth test server did not start") from self.failure
 
     def stop(self) -> None:
         if self._stopped or not self.thread.is_alive():
             self._stopped = True
             return
         self._stopped = True
-        self.loop.call_soon_threadsafe(self.server.stop)
-        self.thread.join(GRACE_S)
-        if self.thread.is_alive():
-            self.loop.call_soon_threadsafe(_cancel_requests, self.loop)
-            self.thread.join(10)
-        # Granian's threads end a moment after its loop, or once their idle keep-alive
-        # connections time out: a process that exits before they do is aborted by the
-        # Python runtime they still hold. The process waits for them at exit, not here.
-        _LINGERING.update(self._threads)
+        stop = self._stop
+        if stop is not None:
+            self.loop.call_soon_threadsafe(stop.set)
+        self.thread.join(GRACE_S + 15)
 
 
-_LINGERING: set[str] = set()
-"""Threads of stopped embedded servers that may still be running (their ids)."""
+def _new_loop() -> asyncio.AbstractEventLoop:
+    if find_spec("uvloop") is not None:
+        import uvloop
 
-
-@atexit.register
-def _wait_for_lingering_threads() -> None:
-    deadline = time.monotonic() + 15
-    while _LINGERING & _threads() and time.monotonic() < deadline:
-        time.sleep(0.01)
-
-
-def _threads() -> set[str]:
-    """This process's threads, Python's and others' (Linux; elsewhere, none known)."""
-    with contextlib.suppress(OSError):
-        return set(os.listdir("/proc/self/task"))
-    return set()
-
-
-def _cancel_requests(loop: asyncio.AbstractEventLoop) -> None:
-    """Cancel the requests still in flight (granian runs each as a ``future_watcher`` task)."""
-    for task in asyncio.all_tasks(loop):
-        if getattr(task.get_coro(), "__name__", "") == "future_watcher":
-            task.cancel()
+        return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
 
 
 async def seed(settings: Settings) -> None:
