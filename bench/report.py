@@ -180,7 +180,8 @@ def report(results: dict[str, Any], out: Path) -> None:
         f"{results['load'][0]:.1f} at the start, {results['load'][1]:.1f} at the end",
         "",
         f"acauth started by: {srv['acauth_launch']} · granian {srv['granian']} "
-        f"({srv['granian_args']}) · httptools {srv['httptools']} · uvicorn {srv['uvicorn']} (`{srv['uvicorn_args']}`) · "
+        f"({srv['granian_args']}) · httptools {srv['httptools']} · "
+        f"uvicorn {srv['uvicorn']} (`{srv['uvicorn_args']}`) · "
         f"{srv['nginx']} · {srv['wrk']}",
         "",
         "| measure | absolute | ratio | target | met |",

@@ -223,7 +223,9 @@ def test_beyond_the_connection_cap_new_connections_are_refused_at_once(tmp_path:
             assert time.monotonic() - start < 0.5
             assert answer.startswith(b"HTTP/1.1 503"), answer
             assert b"retry-after: 1\r\n" in answer
-            assert answer.endswith(b'{"code":"10001","msg":"too many connections, retry","data":null}')
+            assert answer.endswith(
+                b'{"code":"10001","msg":"too many connections, retry","data":null}'
+            )
             # Once the header timeout has closed the stalled ones, places are free again.
             for sock in held:
                 sock.settimeout(10)

@@ -11,16 +11,17 @@ from sqlalchemy.engine import Connection
 from acauth.models import AuditEntry, AuditQuery
 from acauth.store import rows
 from acauth.store import schema as t
+from acauth.store.prepared import Prepared
 from acauth.store.runner import Runner
 
-_INSERT = insert(t.audit)
+_INSERT = Prepared(insert(t.audit), ["at_ms", "kind", "user", "subject", "detail"])
 
 
 def write(conn: Connection, entry: AuditEntry | None) -> None:
     """Write ``entry`` (nothing for None) in the caller's transaction."""
     if entry is not None:
-        conn.execute(
-            _INSERT,
+        _INSERT.rowcount(
+            conn,
             {
                 "at_ms": entry.at_ms,
                 "kind": entry.kind,

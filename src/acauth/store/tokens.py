@@ -17,11 +17,12 @@ from acauth.errors import DoesNotExist
 from acauth.models import AuditEntry, Org, TokenRecord, User
 from acauth.store import audit, changes, rows
 from acauth.store import schema as t
+from acauth.store.prepared import Prepared
 from acauth.store.runner import Runner
 
 _tok = t.issued_tokens
 _GET = select(_tok).where(_tok.c.jti == bindparam("jti"))
-_RENEWAL_FACTS = (
+_RENEWAL_FACTS = Prepared(
     select(
         *(c.label(f"t_{c.name}") for c in _tok.c),
         *(c.label(f"u_{c.name}") for c in t.users.c),
@@ -35,7 +36,8 @@ _RENEWAL_FACTS = (
     .where(_tok.c.jti == bindparam("jti"))
 )
 _INSERT = insert(_tok)
-_CLAIM_SUCCESSOR = (
+_INSERT_ONE = Prepared(_INSERT, [c.name for c in _tok.c])
+_CLAIM_SUCCESSOR = Prepared(
     update(_tok)
     .where(_tok.c.jti == bindparam("old"), _tok.c.successor_jti.is_(None))
     .values(successor_jti=bindparam("new"), renewed_ms=bindparam("now"))
@@ -90,10 +92,9 @@ class Tokens:
         """The token record, its user and its invoking org, read on one connection."""
 
         def run(conn: Connection) -> tuple[TokenRecord | None, User | None, Org | None]:
-            r = conn.execute(_RENEWAL_FACTS, {"jti": jti}).first()
-            if r is None:
+            m = _RENEWAL_FACTS.first(conn, {"jti": jti})
+            if m is None:
                 return None, None, None
-            m = r._mapping
             record = rows.token(rows.Prefixed(m, "t_"))
             user = rows.user(rows.Prefixed(m, "u_")) if m["u_user_id"] is not None else None
             org = rows.org(rows.Prefixed(m, "o_")) if m["o_org_id"] is not None else None
@@ -115,11 +116,11 @@ class Tokens:
         """
 
         def run(conn: Connection) -> TokenRecord | None:
-            res = conn.execute(
-                _CLAIM_SUCCESSOR, {"old": old_jti, "new": successor.jti, "now": now_ms}
+            claimed = _CLAIM_SUCCESSOR.rowcount(
+                conn, {"old": old_jti, "new": successor.jti, "now": now_ms}
             )
-            if res.rowcount == 1:
-                conn.execute(_INSERT, rows.token_values(successor))
+            if claimed == 1:
+                _INSERT_ONE.rowcount(conn, rows.token_values(successor))
                 audit.write(conn, audit_entry)
                 return None
             # Lost the race (PostgreSQL waited on the row lock): the winner has committed.
