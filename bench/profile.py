@@ -149,7 +149,7 @@ def thread_ticks(pid: int) -> dict[int, tuple[str, int]]:
 
 
 def worker_pid(pid: int) -> int:
-    """The process that answers: granian's first worker, or ``pid`` itself."""
+    """The process that answers: the first worker of a supervisor, or ``pid`` itself."""
     children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     return int(children[0]) if children else pid
 
@@ -162,7 +162,7 @@ def target_server(tmp: Path, target: str) -> Iterator[tuple[servers.Server, dict
     servers.seed_demo(data, secret)
     if target == "bare":
         env = dict(os.environ)
-        with servers.asgi(tmp, "granian", "bench.baselines.bare:app", env) as srv:
+        with servers.asgi(tmp, "acauth", "bench.baselines.bare:app", env, direct=STATE) as srv:
             yield srv, {"token": "x"}, STATE
         return
     options: dict[str, str] = {}
@@ -247,7 +247,7 @@ def summarise_samples(raw: Path, top: int = 22) -> None:
         stack, count = line.rsplit(" ", 1)
         frames = [re.sub(r"0x[0-9a-f]+ ", "", f) for f in stack.split(";")]
         if not frames[0].endswith("MainThread"):
-            continue  # granian's and the pools' threads: the event loop's is the one measured
+            continue  # the pools' threads: the event loop's is the one measured
         frames = frames[1:]
         n = int(count)
         total += n
