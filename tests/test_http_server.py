@@ -193,3 +193,129 @@ async def test_a_stop_lets_the_request_in_flight_finish_and_closes_idle_ones() -
     assert answer.endswith(b"GET /slow ")
     with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=2):
         pass  # no longer listening
+
+
+def flood(port: int, request: bytes, limit: int) -> int:
+    """Send ``request`` over and over on one connection that never reads, until the
+    server stops taking bytes for 1 s or ``limit`` bytes went; how many were sent."""
+    burst = request * max(1, 65536 // len(request))
+    sent = 0
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(1)
+        try:
+            while sent < limit:
+                sent += sock.send(burst)
+        except TimeoutError:
+            pass
+    return sent
+
+
+@pytest.mark.parametrize("path", [b"/direct", b"/a"], ids=["direct", "asgi"])
+async def test_a_client_that_pipelines_without_reading_is_held_to_a_bounded_buffer(
+    path: bytes,
+) -> None:
+    async with serving() as (server, port):
+        request = b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path
+        sending = asyncio.create_task(asyncio.to_thread(flood, port, request, 64 << 20))
+        held = 0
+        while not sending.done():
+            for conn in list(server.connections):
+                assert conn.transport is not None
+                buffered = conn.transport.get_write_buffer_size() + len(conn._backlog)
+                held = max(held, buffered + 2048 * len(conn._pipeline))
+            await asyncio.sleep(0.05)
+        sent = await sending
+    # The kernel's buffers take some megabytes; the server holds little of its own.
+    assert sent < 16 << 20, sent
+    assert held < 2 << 20, held
+
+
+async def test_a_bad_request_behind_good_ones_is_refused_after_their_answers() -> None:
+    async with serving() as (_, port):
+        answer = await exchange(
+            port,
+            b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nz"
+            b"GET / HTTP/1.1\r\nHost: x\r\n bad-fold\r\n\r\n",
+        )
+    first, second, refusal = answer.split(b"HTTP/1.1 ")[1:]
+    assert first.startswith(b"200 ") and first.endswith(b"GET /slow ")
+    assert second.startswith(b"200 ") and second.endswith(b"POST /a z")
+    assert refusal.startswith(b"400 ") and refusal.endswith(b"\r\n\r\n")
+
+
+async def test_a_malformed_body_is_refused_with_400() -> None:
+    async with serving() as (_, port):
+        answer = await exchange(
+            port, b"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"
+        )
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    assert b"date: " in answer
+
+
+async def test_head_of_a_streamed_answer_has_no_framing() -> None:
+    async with serving() as (_, port):
+        answer = await exchange(
+            port,
+            b"HEAD /stream HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+    head, _, rest = answer.partition(b"\r\n\r\n")
+    assert b"transfer-encoding: chunked" in head
+    assert rest.startswith(b"HTTP/1.1 200 ")  # the next answer, nothing in between
+
+
+@pytest.mark.parametrize("size", [66_000, 79_000, 100_000])
+async def test_a_head_over_the_cap_sent_at_once_is_refused(size: int) -> None:
+    async with serving() as (_, port):
+        head = b"GET /a HTTP/1.1\r\nHost: x\r\nx-pad: " + b"p" * size + b"\r\n\r\n"
+        answer = await exchange(port, head)
+    assert answer.startswith(b"HTTP/1.1 431 ")
+
+
+async def test_the_header_timeout_restarts_at_the_next_heads_first_byte() -> None:
+    """A head begun within the keep-alive timeout has the header timeout to complete,
+    even past the keep-alive one."""
+    async with serving(keepalive_timeout_s=0.6, header_timeout_s=5) as (_, port):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /direct HTTP/1.1\r\nHost: x\r\n\r\n")
+        await reader.readuntil(BODY)
+        await asyncio.sleep(0.4)
+        writer.write(b"GET /direct HTTP/1.1\r\n")
+        await asyncio.sleep(0.6)  # 1 s after the answer, past the keep-alive timeout
+        writer.write(b"Host: x\r\n\r\n")
+        assert (await asyncio.wait_for(reader.readuntil(BODY), 5)).startswith(b"HTTP/1.1 200")
+        writer.close()
+
+
+async def test_requests_sent_before_a_half_close_are_all_answered() -> None:
+    async with serving() as (_, port):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(
+            b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /direct HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        writer.write_eof()
+        answer = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+    assert bodies(answer) == [b"GET /slow ", b"GET /a ", b"GET /direct "]
+
+
+@pytest.mark.parametrize(
+    ("line", "status"),
+    [
+        (b"GET /direct\r\n\r\n", b"400"),
+        (b"GET /direct HTTP/2.0\r\nHost: x\r\n\r\n", b"400"),
+        (
+            b"GET http://127.0.0.1/direct?x=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            b"200",
+        ),
+    ],
+    ids=["http-0.9", "http-2.0", "absolute-form"],
+)
+async def test_the_request_line(line: bytes, status: bytes) -> None:
+    async with serving() as (_, port):
+        answer = await exchange(port, line)
+    assert answer[9:12] == status, answer

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import NamedTuple
 
 import orjson
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from acauth.errors import (
@@ -196,5 +197,9 @@ def problem_for(exc: Exception, where: str) -> Response:
                 if kind is UNAUTHORIZED:
                     headers["www-authenticate"] = 'Bearer realm="acauth admin"'
                 return problem_response(kind, exc.msg, headers)
+    if isinstance(exc, ClientDisconnect):
+        # The client went away mid-body: nobody to answer, nothing wrong here.
+        log.info("admin.client_gone", path=where)
+        return problem_response(INVALID, "the request body did not arrive")
     log.error("admin.request_failed", path=where, error=type(exc).__name__)
     return problem_response(INTERNAL, "internal error")

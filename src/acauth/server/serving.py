@@ -137,6 +137,9 @@ def serve_workers(settings: Settings, sock: socket.socket, workers: int) -> int:
                 log.warning("server.worker_restarted", pid=proc.pid, status=proc.returncode)
                 procs[i] = spawn()
     finally:
+        # Connections that would queue for workers that no longer accept are refused
+        # by the kernel instead: this process holds the last copy of the socket.
+        sock.close()
         for proc, _ in procs:
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGTERM)

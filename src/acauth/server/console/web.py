@@ -20,7 +20,7 @@ from urllib.parse import quote, unquote
 
 import orjson
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from acauth.errors import AuthError, InternalError, InvalidParameter
@@ -230,6 +230,10 @@ def page(rt: Runtime, fn: Handler, *, public: bool = False) -> Callable[[Request
             else:
                 session = ctx.session if ctx is not None else None
                 response = error_page(status, _title(status), message, session)
+        except ClientDisconnect:
+            # The client went away mid-body: nobody to answer, nothing wrong here.
+            log.info("console.client_gone", path=request.url.path)
+            response = error_page(400, _title(400), "The form did not arrive whole.")
         except Exception as exc:
             log.error("console.failed", path=request.url.path, error=type(exc).__name__)
             response = error_page(500, _title(500), "Something went wrong on our side.")

@@ -89,6 +89,12 @@ class Cycle:
             "state": dict(server.lifespan.state),
         }
 
+    def abandon(self) -> None:
+        """Give the request up without an answer of its own (the connection refuses it)."""
+        self.gone = self.started = True
+        if self.task is not None:
+            self.task.cancel()
+
     def run(self) -> None:
         self.task = self._server.loop.create_task(self._run())
         self._server.tasks.add(self.task)
@@ -118,7 +124,7 @@ class Cycle:
         self._body += chunk
         self._wake()
         if len(self._body) > self._server.limits.body_buffer_bytes:
-            self._conn.pause_reading()
+            self._conn.pause_body(True)
 
     def body_done(self) -> None:
         self._more_body = False
@@ -140,7 +146,7 @@ class Cycle:
             if self._more_body:
                 self._write(_CONTINUE)
         if not self._body and self._more_body:
-            self._conn.resume_reading()
+            self._conn.pause_body(False)
             self._waiter = self._server.loop.create_future()
             try:
                 await self._waiter
@@ -150,8 +156,7 @@ class Cycle:
                 return {"type": "http.disconnect"}
         body = bytes(self._body)
         self._body.clear()
-        if self._more_body:
-            self._conn.resume_reading()
+        self._conn.pause_body(False)
         return {"type": "http.request", "body": body, "more_body": self._more_body}
 
     # -- the answer ----------------------------------------------------------------
@@ -173,8 +178,8 @@ class Cycle:
             out = self._head
             self._head = b""
             if self._head_request:
-                body = b""
-            if self._chunked:
+                body = b""  # and no framing: a HEAD answer ends with its head
+            elif self._chunked:
                 if body:
                     out += b"%x\r\n%s\r\n" % (len(body), body)
                 if not more:

@@ -59,8 +59,7 @@ class DateHeader:
 SERVER_LINE = b"server: acauth\r\n"
 
 
-def bare(status: int) -> bytes:
+def bare(status: int, date: bytes) -> bytes:
     """A whole answer without a body, after which the connection is closed."""
-    return (
-        status_line(status) + b"content-length: 0\r\nconnection: close\r\n" + SERVER_LINE + b"\r\n"
-    )
+    close = b"content-length: 0\r\nconnection: close\r\n"
+    return status_line(status) + close + date + SERVER_LINE + b"\r\n"
