@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import httpx
@@ -53,6 +54,37 @@ def test_two_workers_share_one_view_of_metrics(tmp_path: Path) -> None:
         for _ in range(20):  # a new connection each: the kernel spreads them over workers
             body = httpx.get(f"{srv.base_url}{BASE}/tokens/state", headers={"token": token}).json()
             assert body["code"] == "0"
-        text = httpx.get(f"{srv.base_url}/metrics").text
-    assert sample(text, "acauth_requests_total", path=f"{BASE}/tokens/state", code="0") == 20
+
+        def counted() -> float:
+            text = httpx.get(f"{srv.base_url}/metrics").text
+            return sample(text, "acauth_requests_total", path=f"{BASE}/tokens/state", code="0")
+
+        # Each worker hands its counts over every second (and at its own scrapes).
+        wait_until(lambda: counted() == 20, 5, "both workers' answers counted")
     assert (tmp_path / "srv.log").read_text().count("server.started") == 2
+
+
+def test_a_meter_hands_over_exactly_what_observing_each_answer_would_have() -> None:
+    from prometheus_client import REGISTRY
+
+    from acauth.metrics import Meter
+
+    path = "/test/meter-flush"
+    meter = Meter(path)
+    for elapsed, code in ((0.0001, "0"), (0.003, "0"), (0.3, "10008"), (5.0, "0")):
+        meter.done(code, time.perf_counter() - elapsed)
+
+    def value(name: str, **labels: str) -> float | None:
+        return REGISTRY.get_sample_value(name, {"path": path, **labels})
+
+    assert value("acauth_request_seconds_count") == 0  # nothing handed over yet
+    meter.flush()
+    meter.flush()  # a second flush adds nothing
+    assert value("acauth_requests_total", code="0") == 3
+    assert value("acauth_requests_total", code="10008") == 1
+    buckets = {
+        le: value("acauth_request_seconds_bucket", le=le)
+        for le in ("0.0002", "0.005", "0.5", "+Inf")
+    }
+    assert buckets == {"0.0002": 1, "0.005": 2, "0.5": 3, "+Inf": 4}
+    assert 5.3031 <= (value("acauth_request_seconds_sum") or 0) < 5.31

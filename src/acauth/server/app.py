@@ -36,7 +36,7 @@ from acauth.errors import (
     StorageUnavailable,
 )
 from acauth.logs import access_path, get_logger
-from acauth.metrics import render
+from acauth.metrics import FLUSH_EVERY_S, render
 from acauth.passwords import PasswordService
 from acauth.server.admin_api import admin_routes
 from acauth.server.clients import ClientAddresses, parse_networks
@@ -244,6 +244,13 @@ def connection_cap(wanted: int) -> int:
     return cap
 
 
+async def _flush_meters(rt: Runtime) -> None:
+    """Every second, the routes' counts into the metrics (other workers' scrapes see them)."""
+    while True:
+        await asyncio.sleep(FLUSH_EVERY_S)
+        rt.flush_meters()
+
+
 def policy_from(settings: Settings) -> Policy:
     return Policy(
         token_lifetime_ms=settings.token_lifetime_s * 1000,
@@ -330,11 +337,14 @@ def create_app(
         gc.collect()
         gc.freeze()
         log.info("server.started", database=store.dialect)
+        flusher = asyncio.get_running_loop().create_task(_flush_meters(rt))
         try:
             if emulator is not None:
                 await emulator.start(rt.service)  # its --state and --scenario files
             yield
         finally:
+            flusher.cancel()
+            rt.flush_meters()
             if emulator is not None:
                 await emulator.stop()  # saves its --state file while the store is open
             await retention.stop()
@@ -373,6 +383,7 @@ def create_app(
         openapi_bytes = orjson.dumps(spec)
 
     async def metrics(request: Request) -> Response:
+        rt.flush_meters()
         body, content_type = render()
         return Response(body, media_type=content_type)
 

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from acauth.errors import AuthError, InternalError
 from acauth.logs import get_logger
-from acauth.metrics import LATENCY, REQUESTS
+from acauth.metrics import Meter
 from acauth.models import URL_KINDS, User
 from acauth.server.clients import ClientAddresses
 from acauth.server.envelope import ok, read_headers
@@ -43,28 +43,23 @@ class Runtime:
     admin: AdminService | None = field(default=None)
     """The admin service of the running store (actor set per request with ``as_actor``)."""
     operators: OperatorService | None = field(default=None)
+    meters: list[Meter] = field(default_factory=list)
+    """The routes' meters, flushed into the metrics at a scrape and every second."""
+
+    def meter(self, path: str) -> Meter:
+        meter = Meter(path)
+        self.meters.append(meter)
+        return meter
+
+    def flush_meters(self) -> None:
+        for meter in self.meters:
+            meter.flush()
 
     @property
     def svc(self) -> AuthService:
         if self.service is None:
             raise InternalError("service not started")
         return self.service
-
-
-class Meter:
-    """Counts the answers of one path by AC code, and times them."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.latency = LATENCY.labels(path)
-        self._counters: dict[str, Any] = {}
-
-    def done(self, code: str, start: float) -> None:
-        counter = self._counters.get(code)
-        if counter is None:
-            counter = self._counters[code] = REQUESTS.labels(self.path, code)
-        counter.inc()
-        self.latency.observe(time.perf_counter() - start)
 
 
 def unexpected(path: str, exc: Exception) -> InternalError:
@@ -74,7 +69,7 @@ def unexpected(path: str, exc: Exception) -> InternalError:
 
 def guarded(rt: Runtime, path: str, fn: Handler) -> Handler:
     """Every error becomes the envelope; nothing escapes as a stack trace or a 500 page."""
-    meter = Meter(path)
+    meter = rt.meter(path)
 
     async def endpoint(request: Request) -> Response:
         start = time.perf_counter()
@@ -101,7 +96,7 @@ def state_answer(rt: Runtime) -> Direct:
 
     Same headers rules, answers and metrics as every other route.
     """
-    meter = Meter(STATE)
+    meter = rt.meter(STATE)
     valid: DirectAnswer = (200, (_JSON, (b"content-length", b"%d" % len(_VALID))), _VALID)
 
     def answer(headers: list[tuple[bytes, bytes]]) -> DirectAnswer:

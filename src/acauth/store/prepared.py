@@ -25,7 +25,7 @@ from sqlalchemy.sql import Executable
 class Prepared:
     """``statement``; ``keys``: the parameter names an INSERT is executed with."""
 
-    __slots__ = ("_booleans", "_names", "_sql", "keys", "statement")
+    __slots__ = ("_booleans", "_defaults", "_names", "_sql", "keys", "statement")
 
     def __init__(self, statement: Executable, keys: Sequence[str] | None = None) -> None:
         self.statement = statement
@@ -33,10 +33,15 @@ class Prepared:
         self._sql: str | None = None
         self._names: tuple[str, ...] = ()
         self._booleans: tuple[str, ...] = ()
+        self._defaults: dict[str, Any] = {}
 
     def _compile(self, conn: Connection) -> str:
         compiled = self.statement.compile(dialect=conn.dialect, column_keys=self.keys)  # type: ignore[attr-defined]
         self._names = tuple(compiled.positiontup or ())
+        # Values the statement carries itself (``values(failures=1)``).
+        self._defaults = {
+            name: bind.effective_value for name, bind in compiled.binds.items() if not bind.required
+        }
         columns = getattr(self.statement, "selected_columns", ())
         self._booleans = tuple(c.name for c in columns if isinstance(c.type, Boolean))
         self._sql = str(compiled)
@@ -46,7 +51,8 @@ class Prepared:
         sql = self._sql or self._compile(conn)
         raw = conn.connection.dbapi_connection
         assert raw is not None
-        values = [params[name] for name in self._names]
+        given = {**self._defaults, **params} if self._defaults else params
+        values = [given[name] for name in self._names]
         try:
             return raw.execute(sql, values)
         except sqlite3.Error as exc:
@@ -60,9 +66,11 @@ class Prepared:
             found = conn.execute(self.statement, dict(params)).first()
             return None if found is None else dict(found._mapping)
         cur = self._cursor(conn, params)
-        values = cur.fetchone()
-        if values is None:
+        # All of them: a statement with RETURNING is done only once its rows are read.
+        found = cur.fetchall()
+        if not found:
             return None
+        values = found[0]
         row: dict[str, Any] = dict(zip([d[0] for d in cur.description], values, strict=True))
         for name in self._booleans:
             if row[name] is not None:
