@@ -22,6 +22,10 @@ async def echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """Answers with the request's method, path and body; streams when asked to."""
     if scope["type"] != "http":
         return
+    if scope["path"] == "/unread":  # answers without reading the body
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"unread"})
+        return
     body = b""
     while True:
         message = await receive()
@@ -319,3 +323,15 @@ async def test_the_request_line(line: bytes, status: bytes) -> None:
     async with serving() as (_, port):
         answer = await exchange(port, line)
     assert answer[9:12] == status, answer
+
+
+async def test_an_unread_body_that_filled_the_buffer_does_not_stall_the_next_request() -> None:
+    async with serving() as (_, port):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        body = b"b" * 100_000
+        writer.write(b"POST /unread HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body))
+        writer.write(body)
+        await asyncio.wait_for(reader.readuntil(b"0\r\n\r\n"), 5)
+        writer.write(b"GET /direct HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert (await asyncio.wait_for(reader.readuntil(BODY), 2)).startswith(b"HTTP/1.1 200")
+        writer.close()

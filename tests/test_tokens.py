@@ -9,6 +9,8 @@ import json
 
 import jwt
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from acauth import tokens
 from acauth.errors import BadSignature, MalformedToken, TokenExpired
@@ -202,3 +204,10 @@ def test_fingerprint_is_short_and_stable() -> None:
     assert tokens.fingerprint(token) == tokens.fingerprint(token)
     assert len(tokens.fingerprint(token)) == 12
     assert tokens.fingerprint(token) not in token
+
+
+@given(key=st.binary(min_size=1, max_size=200), data=st.binary(max_size=2000))
+def test_the_signature_is_hmac_sha256_for_any_key_and_input(key: bytes, data: bytes) -> None:
+    # The keyed hashes are absorbed once per key (RFC 2104 by hand): the same bytes as
+    # the standard library's HMAC, keys longer than a block included.
+    assert tokens._sign(key, data) == hmac.digest(key, data, hashlib.sha256)

@@ -334,6 +334,7 @@ class Connection(asyncio.Protocol):
         """``cycle`` is answered; ``reusable``: the connection may carry another request."""
         if self.busy is cycle:
             self.busy = None
+            self._body_paused = False  # its body, read or not, holds nothing back now
         if self.closing or self.busy is not None:
             return
         if not reusable or self._server.stopping:
