@@ -12,6 +12,7 @@ from __future__ import annotations
 import binascii
 import hashlib
 import hmac
+import operator
 import secrets
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -199,6 +200,10 @@ def _is_id(value: str) -> bool:
     return value.isascii() and value.isdigit() and len(value) <= 18
 
 
+_CLAIMS_OF = operator.itemgetter(*CLAIM_ORDER)
+_STR_ONLY = {str}
+
+
 def claims_from_payload(payload: bytes) -> Claims:
     """Parse a payload that is already known to be signed by us."""
     try:
@@ -208,15 +213,13 @@ def claims_from_payload(payload: bytes) -> Claims:
     if not isinstance(data, dict):
         raise MalformedToken()
     try:
-        values = [data[name] for name in CLAIM_ORDER]
+        values = _CLAIMS_OF(data)
     except KeyError as exc:
         raise MalformedToken() from exc
     jti = data.get("jti", "")
-    values.append(jti)
-    for value in values:
-        if type(value) is not str:
-            raise MalformedToken()
-    cu, status, creator, role, expire, cluster, invoker, user, uid, _ = values
+    if set(map(type, values)) != _STR_ONLY or type(jti) is not str:
+        raise MalformedToken()
+    cu, status, creator, role, expire, cluster, invoker, user, uid = values
     if not (expire.isascii() and expire.isdigit()) or len(expire) > 15:
         raise MalformedToken()
     # tuple.__new__ skips the named tuple's generated __new__ (a Python-level call).
