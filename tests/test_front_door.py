@@ -1,5 +1,5 @@
-"""The front door holds under abuse: the header block cap, the header-read timeout (also
-the keep-alive idle timeout), the connection cap, unread bodies, the two listeners.
+"""The front door holds under abuse: the header block cap, the header-read timeout, the
+keep-alive idle timeout, the connection cap, unread bodies, the two listeners.
 
 Against real servers on loopback: an ``acauth serve`` process where the timing is the
 point (nothing of this process shares its interpreter), the in-process server where a
@@ -37,10 +37,12 @@ BUFFERED = 16 * 1024 * 1024
 
 @pytest.fixture(scope="module")
 def door(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """``acauth serve --demo`` whose connections time out after 1 s without a request."""
+    """``acauth serve --demo`` whose heads must complete within 1 s, and whose kept-alive
+    connections are closed after 2 s idle."""
     tmp = tmp_path_factory.mktemp("door")
     args = ("--demo", "--data-dir", str(tmp / "d"))
-    with serve(tmp, *args, ACAUTH_HEADER_TIMEOUT_S="1", ACAUTH_LOGIN_RATE_PER_S="0") as proc:
+    timeouts = {"ACAUTH_HEADER_TIMEOUT_S": "1", "ACAUTH_KEEPALIVE_TIMEOUT_S": "2"}
+    with serve(tmp, *args, **timeouts, ACAUTH_LOGIN_RATE_PER_S="0") as proc:
         yield proc
 
 
@@ -182,7 +184,7 @@ def test_connections_stopped_mid_headers_are_closed_while_others_are_served(
     assert p99(during) <= max(0.05, 5 * idle), (p99(during), idle)
 
 
-def test_an_idle_keep_alive_connection_is_closed_by_the_header_timeout(
+def test_an_idle_keep_alive_connection_is_closed_by_the_keep_alive_timeout(
     door: ServerProcess, token: str
 ) -> None:
     request = f"GET {STATE} HTTP/1.1\r\nHost: x\r\ntoken: {token}\r\n\r\n".encode()
@@ -194,8 +196,11 @@ def test_an_idle_keep_alive_connection_is_closed_by_the_header_timeout(
             while not answer.endswith(b'"token is valid"}'):
                 answer += sock.recv(4096)
             assert answer.startswith(b"HTTP/1.1 200")
-        # Then idle: the server closes it (the 1 s of ACAUTH_HEADER_TIMEOUT_S), saying nothing.
+        # Then idle: closed, saying nothing, after ACAUTH_KEEPALIVE_TIMEOUT_S (2 s): not
+        # after the header timeout (1 s), nor kept open.
+        idle = time.monotonic()
         assert sock.recv(4096) == b""
+        assert 1.5 < time.monotonic() - idle < 4
 
 
 def test_a_body_is_never_read_where_none_is_taken(door: ServerProcess) -> None:

@@ -52,11 +52,11 @@ class Meter:
     ``acauth_request_seconds``).
 
     On the request's path only plain integers move: prometheus-client's Counter and
-    Histogram take a lock and walk the buckets in Python on every call (1.1 µs of the
-    3.4 µs acauth spends on a tokens/state). :meth:`flush` hands the counts over, at
+    Histogram take a lock and walk the buckets in Python on every call (measured: 1.3
+    µs an answer, against 0.33 µs here). :meth:`flush` hands the counts over, at
     every scrape of this process and every second (:data:`FLUSH_EVERY_S`), so with
     several workers ``/metrics`` may lag another worker's answers by that much.
-    Used from one thread, the event loop's, as is :func:`flush`.
+    Used from one thread, the event loop's, as is :meth:`flush`.
     """
 
     def __init__(self, path: str) -> None:

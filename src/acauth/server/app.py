@@ -153,9 +153,9 @@ class LoggedFrontDoor(FrontDoor):
 
 async def _answered(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
     """``app``, whose answer, if it ends after its headers with no body at all, ends with
-    the connection closed mid-answer (as HTTP/1.1 says of a short body). Granian holds
-    back the headers until the first body message, and would put its own plain-text
-    500 in the place of such an answer (the emulator's ``drop`` fault sends one)."""
+    the connection closed mid-answer (as HTTP/1.1 says of a short body). The HTTP server
+    writes the head with the first body message: without one, such an answer would
+    never reach the client at all (the emulator's ``drop`` fault sends one)."""
     started = False
     body = False
 
@@ -446,11 +446,11 @@ def create_app(
 SERVER_PID_ENV = "ACAUTH_SERVE_PID"
 
 
-def app_from_env() -> FrontDoor:
-    """ASGI factory for ``granian --interface asgi --factory`` and the workers of ``acauth serve``.
+def worker_settings() -> Settings:
+    """The settings of a serving process, from its environment; logging configured.
 
     A worker started by ``acauth serve`` takes its parent's settings whole
-    (:meth:`Settings.from_worker_env`), and ends with its parent; run directly, it
+    (:meth:`Settings.from_worker_env`), and ends with its parent; run otherwise, it
     reads ``ACAUTH_*``.
     """
     from acauth.logs import configure
@@ -460,14 +460,20 @@ def app_from_env() -> FrontDoor:
     if server.isdigit():
         end_with(int(server))
     configure(json=settings.log_json)
-    return create_app(settings)
+    return settings
+
+
+def app_from_env() -> FrontDoor:
+    """ASGI factory for another ASGI server (``uvicorn --factory``), from the environment
+    (:func:`worker_settings`)."""
+    return create_app(worker_settings())
 
 
 def end_with(parent: int) -> None:
     """End this process (SIGKILL) when ``parent`` ends, however it ends (Linux).
 
-    Killed with SIGKILL, granian's main process cannot stop its workers: without
-    this they would go on serving, an instance nobody manages.
+    Killed with SIGKILL, the supervisor of ``acauth serve --workers N`` cannot stop its
+    workers: without this they would go on serving, an instance nobody manages.
     """
     if sys.platform != "linux":
         return

@@ -157,15 +157,10 @@ def serve_workers(settings: Settings, sock: socket.socket, workers: int) -> int:
 
 def worker_main() -> None:
     """A worker of :func:`serve_workers`: its settings and socket from its parent."""
-    from acauth.logs import configure
-    from acauth.server.app import SERVER_PID_ENV, create_app, end_with
+    from acauth.server.app import create_app, worker_settings
 
     sock = socket.socket(fileno=int(os.environ[FD_ENV]))
-    settings = Settings.from_worker_env(os.environ) or Settings.from_env()
-    parent = os.environ.get(SERVER_PID_ENV, "")
-    if parent.isdigit():
-        end_with(int(parent))
-    configure(json=settings.log_json)
+    settings = worker_settings()
     door = create_app(settings)
     run(lambda: serve_until_signalled(http_server(door, settings), sock))
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, cast
 import httptools
 
 from acauth.server.http.cycle import Cycle
-from acauth.server.http.limits import SERVER_LINE, DirectAnswer, Headers, bare, status_line
+from acauth.server.http.limits import DirectAnswer, Headers, bare
 
 if TYPE_CHECKING:
     from acauth.server.http.server import HttpServer
@@ -420,4 +420,4 @@ def _absolute(url: bytes) -> tuple[bytes, bytes]:
     return parsed.path or b"/", parsed.query or b""
 
 
-__all__ = ["NEVER", "SERVER_LINE", "Connection", "status_line"]
+__all__ = ["NEVER", "Connection"]

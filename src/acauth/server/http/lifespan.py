@@ -21,7 +21,6 @@ class Lifespan:
         self._app = app
         self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._started = asyncio.Event()
-        self._ended = asyncio.Event()
         self._failure: BaseException | None = None
         self._said_failed: str | None = None
         self._task: asyncio.Task[None] | None = None
@@ -59,8 +58,6 @@ class Lifespan:
                 self._failure = exc
             if isinstance(exc, asyncio.CancelledError):
                 raise
-        finally:
-            self._ended.set()
 
     async def _send(self, message: MutableMapping[str, Any]) -> None:
         kind = message["type"]
